@@ -1,0 +1,1 @@
+//! Alert payloads (SPEC §3). Being written.

@@ -1,0 +1,1 @@
+//! Entra ID and ARM (SPEC §4). Being written.

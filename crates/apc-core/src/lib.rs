@@ -1,0 +1,25 @@
+//! The pure core of alert-packet-capture.
+//!
+//! No Spin types live here: the core talks to the world through the traits of [`ports`]
+//! (outbound HTTP, key-value store, clock, variables). The Spin component is a thin adapter that
+//! implements those traits and hands each request to [`api::handle`].
+//!
+//! Where things are:
+//! - [`alert`]: Azure Monitor webhook payloads (SPEC §3).
+//! - [`resource_id`]: ARM ids and URL building (SPEC §10).
+//! - [`config`]: Spin variables (SPEC §9).
+//! - [`azure`]: Entra ID token and ARM calls (SPEC §4).
+//! - [`policy`]: capture names, parameters, overrides (SPEC §5).
+//! - [`record`]: the capture record and its states (SPEC §6).
+//! - [`store`]: key-value layout, index, per-VM claims (SPEC §6).
+//! - [`intake`]: what `POST /alerts` does with an alert (SPEC §2, §5).
+//! - [`advance`]: following captures across invocations (SPEC §7).
+//! - [`notify`]: notifications (SPEC §8).
+//! - [`api`]: routes, authentication, problem+json answers (SPEC §2).
+
+pub mod alert;
+pub mod azure;
+pub mod config;
+pub mod ports;
+pub mod resource_id;
+pub mod timefmt;
