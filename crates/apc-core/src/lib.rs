@@ -22,4 +22,5 @@ pub mod azure;
 pub mod config;
 pub mod ports;
 pub mod resource_id;
+pub mod testing;
 pub mod timefmt;
