@@ -147,6 +147,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("max_active_captures", Some("10")),
     ("allowed_scopes", None),
     ("notify_url", None),
+    ("notify_host", Some(NOTIFY_HOST_UNSET)),
     ("notify_format", Some("json")),
     ("poll_batch", Some("20")),
     ("max_attempts", Some("8")),
@@ -159,10 +160,10 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
 /// The literal that disables webhook authentication for a local demo.
 pub const INSECURE_NO_AUTH: &str = "insecure-no-auth";
 
-/// The value that means "no notifications": `allowed_outbound_hosts` cannot hold an empty
-/// template, so `spin.toml` defaults `notify_url` to this unroutable placeholder (documented in
-/// the README) and we read it as unset.
-pub const NOTIFY_DISABLED: &str = "http://notify.invalid";
+/// Default of `notify_host`. `allowed_outbound_hosts` cannot hold an empty template nor a URL
+/// with a path, so `spin.toml` allows `{{ notify_host }}` (the origin of `notify_url`), and this
+/// reserved, unroutable name stands in while notifications are off.
+pub const NOTIFY_HOST_UNSET: &str = "https://notify.invalid";
 
 struct Reader<'a> {
     vars: &'a dyn Variables,
@@ -316,15 +317,21 @@ impl Config {
                 }
             }
         }
+        let notify_host = r.raw("notify_host").unwrap_or_default();
         let notify_url = match r.raw("notify_url") {
             None => None,
-            Some(v) if v.trim_end_matches('/') == NOTIFY_DISABLED => None,
             Some(v) => {
-                if check_notify_url(&v) {
-                    Some(v)
-                } else {
+                if !check_notify_url(&v) {
                     r.problem("notify_url", "must be an http(s) URL without credentials");
                     None
+                } else if !origin_of(&v).eq_ignore_ascii_case(notify_host.trim_end_matches('/')) {
+                    r.problem(
+                        "notify_host",
+                        "must be the scheme://host[:port] of notify_url, so that spin.toml allows the destination",
+                    );
+                    None
+                } else {
+                    Some(v)
                 }
             }
         };
@@ -381,6 +388,13 @@ impl Config {
             max_records,
         })
     }
+}
+
+/// `scheme://authority` of an http(s) URL.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..].find(['/', '?', '#']).map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
 }
 
 fn check_notify_url(v: &str) -> bool {
@@ -486,6 +500,17 @@ mod tests {
         // Any other spelling is an ordinary key, so authentication stays on.
         v.insert("webhook_keys", "Insecure-No-Auth");
         assert!(matches!(Config::load(&Vars(v)).unwrap().auth, WebhookAuth::Keys(k) if k.len() == 1));
+    }
+
+    #[test]
+    fn notify_url_must_match_notify_host() {
+        let mut v = minimal();
+        v.insert("notify_url", "https://hooks.example.com/services/T0/B0/x");
+        let problems = Config::load(&Vars(v.clone())).unwrap_err();
+        assert_eq!(problems[0].variable, "notify_host");
+        v.insert("notify_host", "https://hooks.example.com");
+        let c = Config::load(&Vars(v)).unwrap();
+        assert_eq!(c.notify_url.as_deref(), Some("https://hooks.example.com/services/T0/B0/x"));
     }
 
     #[test]
