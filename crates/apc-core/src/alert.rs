@@ -539,25 +539,26 @@ fn time(obj: &Map<String, Value>, key: &str, pointer: &str) -> Result<UnixSecond
     })
 }
 
-/// An optional text field: a non-empty string, truncated; anything else is `None`.
+/// An optional text field: a non-empty string, truncated, control characters replaced (it reaches
+/// answers, logs and notifications); anything else is `None`.
 fn text(obj: &Map<String, Value>, key: &str) -> Option<String> {
     match get(obj, key) {
-        Some(Value::String(s)) if !s.trim().is_empty() => {
-            Some(truncate(s.trim(), MAX_ECHO).to_string())
-        }
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(echo(s.trim())),
         _ => None,
     }
 }
 
-/// `"West US"` → `westus`; anything but a non-empty string is no region.
+/// `"West US"` → `westus`. Anything that is not a plausible region name is no region, so the
+/// caller falls back to the VM's own location.
 fn region(v: &Value) -> Option<String> {
     let r: String = v
         .as_str()?
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect::<String>()
-        .to_lowercase();
-    (!r.is_empty() && r.len() <= 64).then_some(r)
+        .to_ascii_lowercase();
+    let plausible = !r.is_empty() && r.len() <= 64 && r.bytes().all(|c| c.is_ascii_alphanumeric());
+    plausible.then_some(r)
 }
 
 fn properties(v: Option<&Value>) -> Map<String, Value> {

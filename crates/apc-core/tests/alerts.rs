@@ -524,6 +524,18 @@ fn classic_alert_on_a_vm_with_display_region() {
         v["status"] = json!(status);
         assert_eq!(ok(&v).condition, want, "{status}");
     }
+    for garbage in [
+        json!("west/../us"),
+        json!(""),
+        json!(3),
+        Value::Null,
+        json!("x".repeat(65)),
+    ] {
+        v["context"]["resourceRegion"] = garbage.clone();
+        assert_eq!(ok(&v).region, None, "{garbage}");
+    }
+    v["context"]["name"] = json!("rule\u{0}with\nnewline");
+    assert_eq!(ok(&v).rule.as_deref(), Some("rule?with?newline"));
     v["status"] = json!("Exploded");
     let e = parse_value(&v).unwrap_err();
     assert!(
