@@ -1,1 +1,57 @@
-//! Entra ID and ARM (SPEC §4). Being written.
+//! Entra ID and ARM (SPEC §4), over the [`HttpClient`](crate::ports::HttpClient) port.
+//!
+//! [`Azure`] holds the configuration and the world for one request. Every URL is built by
+//! [`arm_url`](crate::resource_id::arm_url) from parsed ids; only the two configured hosts are
+//! ever called, and `Location` / `Azure-AsyncOperation` URLs are never followed.
+
+mod arm;
+mod error;
+mod model;
+mod token;
+
+use std::cell::Cell;
+
+pub use error::{AzureError, DEFAULT_RETRY_AFTER_SECS, MAX_MESSAGE_CHARS, MAX_RETRY_AFTER_SECS};
+pub use model::{
+    CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInfo, normalize_location,
+};
+pub use token::{TOKEN_KEY, TOKEN_MARGIN_SECS};
+
+use crate::config::AzureConfig;
+use crate::ports::{OutboundRequest, OutboundResponse, TransportError, World};
+
+/// Compute api-version for VM and scale-set GETs.
+pub const COMPUTE_API_VERSION: &str = "2025-04-01";
+/// Network api-version for watchers and packet captures (schema unchanged up to 2026-07-01).
+pub const NETWORK_API_VERSION: &str = "2025-07-01";
+/// Our `user-agent`.
+pub const USER_AGENT: &str = concat!("alert-packet-capture/", env!("CARGO_PKG_VERSION"));
+
+/// The Azure client for one request: configuration, world, and a count of outbound calls.
+pub struct Azure<'a> {
+    cfg: &'a AzureConfig,
+    world: World<'a>,
+    calls: Cell<u32>,
+}
+
+impl<'a> Azure<'a> {
+    /// A client over `world`'s HTTP, key-value store and clock.
+    pub fn new(cfg: &'a AzureConfig, world: World<'a>) -> Self {
+        Azure {
+            cfg,
+            world,
+            calls: Cell::new(0),
+        }
+    }
+
+    /// Outbound HTTP requests made through this client so far (token requests included).
+    pub fn calls(&self) -> u32 {
+        self.calls.get()
+    }
+
+    /// Send one request, counting it.
+    fn send(&self, request: &OutboundRequest) -> Result<OutboundResponse, TransportError> {
+        self.calls.set(self.calls.get().saturating_add(1));
+        self.world.http.send(request)
+    }
+}
