@@ -40,6 +40,7 @@ struct Env {
     http: ScriptedHttp,
     kv: MemKv,
     clock: TestClock,
+    cfg: AzureConfig,
 }
 
 impl Env {
@@ -48,7 +49,18 @@ impl Env {
             http: ScriptedHttp::new(),
             kv: MemKv::new(),
             clock: TestClock::at(T0),
+            cfg: cfg(),
         }
+    }
+    /// A fresh world whose first request will get a token.
+    fn ready() -> Self {
+        let env = Env::new();
+        env.token_once();
+        env
+    }
+    /// A client with the default configuration, as a new request would build it.
+    fn az(&self) -> Azure<'_> {
+        Azure::new(&self.cfg, self.world())
     }
     fn world(&self) -> World<'_> {
         World {
@@ -147,10 +159,8 @@ fn assert_arm_headers(req: &OutboundRequest, token: &str, with_body: bool) {
 
 #[test]
 fn token_request_is_exact_and_the_second_call_does_not_reach_the_network() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
-    let az = Azure::new(&cfg, env.world());
+    let env = Env::ready();
+    let az = env.az();
 
     let token = az.token().unwrap();
     assert_eq!(token.expose(), sample_token());
@@ -189,8 +199,8 @@ fn token_request_is_exact_and_the_second_call_does_not_reach_the_network() {
 
 #[test]
 fn scope_follows_the_arm_endpoint_in_the_china_cloud() {
-    let env = Env::new();
-    let cfg = cfg_for(
+    let mut env = Env::new();
+    env.cfg = cfg_for(
         "https://login.chinacloudapi.cn",
         "https://management.chinacloudapi.cn",
     );
@@ -199,7 +209,7 @@ fn scope_follows_the_arm_endpoint_in_the_china_cloud() {
         token_url("https://login.chinacloudapi.cn", TENANT),
         sample_file_response(TOKEN_OK, 200),
     );
-    Azure::new(&cfg, env.world()).token().unwrap();
+    env.az().token().unwrap();
     let req = env.http.request(0).unwrap();
     let scope = form(&req)
         .into_iter()
@@ -212,28 +222,25 @@ fn scope_follows_the_arm_endpoint_in_the_china_cloud() {
 
 #[test]
 fn tenant_is_percent_encoded_as_one_path_segment() {
-    let env = Env::new();
-    let mut cfg = cfg();
-    cfg.tenant_id = "contoso/../x?y".to_string();
+    let mut env = Env::new();
+    env.cfg.tenant_id = "contoso/../x?y".to_string();
     env.http.expect(
         Method::Post,
         format!("{LOGIN}/contoso%2F..%2Fx%3Fy/oauth2/v2.0/token"),
         sample_file_response(TOKEN_OK, 200),
     );
-    Azure::new(&cfg, env.world()).token().unwrap();
+    env.az().token().unwrap();
     env.http.assert_done();
 }
 
 #[test]
 fn cached_token_is_used_until_a_minute_before_expiry_then_refreshed() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
-    Azure::new(&cfg, env.world()).token().unwrap();
+    let env = Env::ready();
+    env.az().token().unwrap();
 
     // expires_in is 3599: 100 s left is still good (a new client, as in a new request).
     env.clock.advance(3499);
-    Azure::new(&cfg, env.world()).token().unwrap();
+    env.az().token().unwrap();
     assert_eq!(env.http.count(), 1);
 
     // 59 s left: refreshed.
@@ -244,7 +251,7 @@ fn cached_token_is_used_until_a_minute_before_expiry_then_refreshed() {
         token_url(LOGIN, TENANT),
         ScriptedHttp::json(200, fresh),
     );
-    let az = Azure::new(&cfg, env.world());
+    let az = env.az();
     assert_eq!(az.token().unwrap().expose(), "second-token-value");
     assert_eq!(az.calls(), 1);
     assert_eq!(env.http.count(), 2);
@@ -253,10 +260,8 @@ fn cached_token_is_used_until_a_minute_before_expiry_then_refreshed() {
 
 #[test]
 fn kv_never_holds_the_token_in_clear_and_a_rotated_secret_or_tampering_refetches() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
-    Azure::new(&cfg, env.world()).token().unwrap();
+    let env = Env::ready();
+    env.az().token().unwrap();
 
     let token = sample_token();
     let stored = env.kv.get_string(TOKEN_KEY).expect("token cached");
@@ -281,7 +286,7 @@ fn kv_never_holds_the_token_in_clear_and_a_rotated_secret_or_tampering_refetches
     }
 
     // Rotated secret: the sealed value does not open; a new token is fetched.
-    let mut rotated = cfg.clone();
+    let mut rotated = cfg();
     rotated.client_secret = Secret::new("another-secret");
     env.token_once();
     Azure::new(&rotated, env.world()).token().unwrap();
@@ -307,13 +312,12 @@ fn kv_never_holds_the_token_in_clear_and_a_rotated_secret_or_tampering_refetches
 
 fn entra_failure(status: u16, body: &str) -> AzureError {
     let env = Env::new();
-    let cfg = cfg();
     env.http.expect(
         Method::Post,
         token_url(LOGIN, TENANT),
         ScriptedHttp::json(status, body),
     );
-    let err = Azure::new(&cfg, env.world()).token().unwrap_err();
+    let err = env.az().token().unwrap_err();
     assert!(
         env.kv.get_string(TOKEN_KEY).is_none(),
         "a failure is not cached"
@@ -409,9 +413,7 @@ fn synthetic_entra_errors_branch_on_codes_not_text() {
 
 #[test]
 fn vm_get_reads_location_os_and_no_agent_from_the_compute_sample() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     let vm = id(&format!(
         "/subscriptions/{SUB}/resourceGroups/myResourceGroup/providers/Microsoft.Compute/virtualMachines/myVM"
     ));
@@ -424,7 +426,7 @@ fn vm_get_reads_location_os_and_no_agent_from_the_compute_sample() {
         sample_response("compute/VirtualMachineGet.2025-04-01.json", 200),
     );
 
-    let az = Azure::new(&cfg, env.world());
+    let az = env.az();
     let info = az.get_vm(&vm).unwrap();
     assert_eq!(info.location, "westus");
     assert_eq!(info.os_type.as_deref(), Some("Windows"));
@@ -448,23 +450,16 @@ fn watcher_agent_is_found_by_publisher_and_type_whatever_its_name() {
         "name": "my-own-name",
         "properties": {"publisher": "microsoft.azure.networkwatcher", "type": "networkwatcheragentlinux", "typeHandlerVersion": "1.4"}
     }));
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http
         .route(Method::Get, ARM, ScriptedHttp::json(200, &body.to_string()));
-    assert!(
-        Azure::new(&cfg, env.world())
-            .get_vm(&vm_id())
-            .unwrap()
-            .has_watcher_agent
-    );
+    assert!(env.az().get_vm(&vm_id()).unwrap().has_watcher_agent);
 
     // A look-alike from another publisher does not count.
     let fake = json!({"location": "East US", "resources": [{"properties": {"publisher": "Contoso", "type": "NetworkWatcherAgentLinux"}}]});
     env.http
         .route(Method::Get, ARM, ScriptedHttp::json(200, &fake.to_string()));
-    let info = Azure::new(&cfg, env.world()).get_vm(&vm_id()).unwrap();
+    let info = env.az().get_vm(&vm_id()).unwrap();
     assert!(!info.has_watcher_agent);
     assert_eq!(info.location, "eastus");
     assert_eq!(info.os_type, None);
@@ -490,15 +485,13 @@ fn scale_set_and_instance_ids_get_the_scale_set() {
             "/subscriptions/{SUB}/resourceGroups/rg/providers/microsoft.compute/virtualmachinescalesets/ss/virtualmachines/3"
         ),
     ] {
-        let env = Env::new();
-        let cfg = cfg();
-        env.token_once();
+        let env = Env::ready();
         env.http.expect(
             Method::Get,
             &url,
             ScriptedHttp::json(200, &vmss_body.to_string()),
         );
-        let info = Azure::new(&cfg, env.world()).get_vm(&id(&target)).unwrap();
+        let info = env.az().get_vm(&id(&target)).unwrap();
         assert_eq!(info.location, "northeurope");
         assert_eq!(info.os_type.as_deref(), Some("Linux"));
         assert!(info.has_watcher_agent);
@@ -509,12 +502,10 @@ fn scale_set_and_instance_ids_get_the_scale_set() {
 #[test]
 fn a_vm_answer_without_location_or_json_is_transient() {
     for body in ["{}", "<html>gateway</html>"] {
-        let env = Env::new();
-        let cfg = cfg();
-        env.token_once();
+        let env = Env::ready();
         env.http
             .route(Method::Get, ARM, ScriptedHttp::json(200, body));
-        let err = Azure::new(&cfg, env.world()).get_vm(&vm_id()).unwrap_err();
+        let err = env.az().get_vm(&vm_id()).unwrap_err();
         assert!(
             matches!(err, AzureError::Transient { .. }),
             "{body}: {err:?}"
@@ -526,16 +517,14 @@ fn a_vm_answer_without_location_or_json_is_transient() {
 
 #[test]
 fn watcher_list_is_matched_on_location_and_every_region_is_cached() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Get,
         list_url(),
         sample_response(&format!("{NW}NetworkWatcherListAll.2026-07-01.json"), 200),
     );
 
-    let az = Azure::new(&cfg, env.world());
+    let az = env.az();
     let nw = az.find_watcher(SUB, "East US").unwrap();
     assert_eq!(nw, watcher());
     assert_arm_headers(&env.http.request(1).unwrap(), &sample_token(), false);
@@ -577,17 +566,13 @@ fn watcher_list_is_matched_on_location_and_every_region_is_cached() {
 
 #[test]
 fn region_without_watcher_is_an_actionable_permanent_error() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Get,
         list_url(),
         sample_response(&format!("{NW}NetworkWatcherListAll.2026-07-01.json"), 200),
     );
-    let err = Azure::new(&cfg, env.world())
-        .find_watcher(SUB, "Japan East")
-        .unwrap_err();
+    let err = env.az().find_watcher(SUB, "Japan East").unwrap_err();
     match &err {
         AzureError::Permanent { code, message, .. } => {
             assert_eq!(code, "NetworkWatcherNotFound");
@@ -606,31 +591,20 @@ fn region_without_watcher_is_an_actionable_permanent_error() {
 fn watcher_list_2025_sample_ids_are_refused_and_a_derived_variant_matches() {
     // The 2025-07-01 example's subscription is the literal "subid": not a valid id, so skipped.
     let file = format!("{NW}NetworkWatcherListAll.2025-07-01.json");
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http
         .expect(Method::Get, list_url(), sample_response(&file, 200));
-    let err = Azure::new(&cfg, env.world())
-        .find_watcher(SUB, "westus")
-        .unwrap_err();
+    let err = env.az().find_watcher(SUB, "westus").unwrap_err();
     assert_eq!(err.code(), Some("NetworkWatcherNotFound"));
     assert!(env.kv.keys().iter().all(|k| !k.starts_with("v1:nw:")));
 
     // The same answer with a real subscription id matches.
     let derived =
         sample_body(&file, 200).replace("/subscriptions/subid/", &format!("/subscriptions/{SUB}/"));
-    let env = Env::new();
-    env.token_once();
+    let env = Env::ready();
     env.http
         .expect(Method::Get, list_url(), ScriptedHttp::json(200, &derived));
-    assert_eq!(
-        Azure::new(&cfg, env.world())
-            .find_watcher(SUB, "westus")
-            .unwrap()
-            .name(),
-        "nw2"
-    );
+    assert_eq!(env.az().find_watcher(SUB, "westus").unwrap().name(), "nw2");
     env.http.assert_done();
 }
 
@@ -653,9 +627,7 @@ fn next_link_is_followed_only_on_the_arm_host() {
     let good_next = format!(
         "{ARM}/subscriptions/{SUB}/providers/Microsoft.Network/networkWatchers?api-version=2025-07-01&$skiptoken=abc"
     );
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Get,
         list_url(),
@@ -669,9 +641,7 @@ fn next_link_is_followed_only_on_the_arm_host() {
         &good_next,
         ScriptedHttp::json(200, &page(&[("NetworkWatcher_uksouth", "UK South")], None)),
     );
-    let nw = Azure::new(&cfg, env.world())
-        .find_watcher(SUB, "uksouth")
-        .unwrap();
+    let nw = env.az().find_watcher(SUB, "uksouth").unwrap();
     assert_eq!(nw.name(), "NetworkWatcher_uksouth");
     assert_eq!(
         env.http.request(2).unwrap().header("authorization"),
@@ -686,16 +656,13 @@ fn next_link_is_followed_only_on_the_arm_host() {
         "http://management.azure.com/x",
         "https://management.azure.com:8443/x",
     ] {
-        let env = Env::new();
-        env.token_once();
+        let env = Env::ready();
         env.http.expect(
             Method::Get,
             list_url(),
             ScriptedHttp::json(200, &page(&[("nw", "eastus")], Some(hostile))),
         );
-        let err = Azure::new(&cfg, env.world())
-            .find_watcher(SUB, "uksouth")
-            .unwrap_err();
+        let err = env.az().find_watcher(SUB, "uksouth").unwrap_err();
         assert_eq!(err.code(), Some("NetworkWatcherNotFound"), "{hostile}");
         assert_eq!(env.http.count(), 2, "{hostile} must not be followed");
         env.http.assert_done();
@@ -704,18 +671,14 @@ fn next_link_is_followed_only_on_the_arm_host() {
 
 #[test]
 fn watcher_pages_are_bounded() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     let next = format!("{ARM}/next?api-version=2025-07-01");
     env.http.route_always(
         Method::Get,
         ARM,
         ScriptedHttp::json(200, &page(&[("nw", "eastus")], Some(&next))),
     );
-    let err = Azure::new(&cfg, env.world())
-        .find_watcher(SUB, "westus")
-        .unwrap_err();
+    let err = env.az().find_watcher(SUB, "westus").unwrap_err();
     assert_eq!(err.code(), Some("NetworkWatcherNotFound"));
     assert_eq!(env.http.count(), 1 + 10);
 }
@@ -742,12 +705,11 @@ fn create_sample() -> apc_core::ports::OutboundResponse {
 
 #[test]
 fn create_capture_for_a_vm_with_a_storage_account() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http
         .expect(Method::Put, capture_url("pc1", None), create_sample());
-    let created = Azure::new(&cfg, env.world())
+    let created = env
+        .az()
         .create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id())))
         .unwrap();
     assert_eq!(created.provisioning_state.as_deref(), Some("Updating"));
@@ -776,18 +738,14 @@ fn create_capture_for_a_vm_with_a_storage_account() {
 
 #[test]
 fn create_capture_with_a_file_path_only() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http
         .expect(Method::Put, capture_url("apc-1", None), create_sample());
     let mut p = params(Target::Vm(vm_id()));
     p.storage_account_id = None;
     p.file_path = Some("/var/captures/apc-1.cap".to_string());
     p.filters.clear();
-    Azure::new(&cfg, env.world())
-        .create_capture(&watcher(), "apc-1", &p)
-        .unwrap();
+    env.az().create_capture(&watcher(), "apc-1", &p).unwrap();
     let body = body_json(&env.http.request(1).unwrap());
     assert_eq!(
         body["properties"]["storageLocation"],
@@ -800,16 +758,14 @@ fn create_capture_with_a_file_path_only() {
 
 #[test]
 fn create_capture_for_a_scale_set_instance_scopes_the_instance_id() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http
         .expect(Method::Put, capture_url("pc1", None), create_sample());
     let instance = id(&format!(
         "/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss/virtualMachines/3"
     ));
     let target = Target::from_id(&instance).unwrap();
-    Azure::new(&cfg, env.world())
+    env.az()
         .create_capture(&watcher(), "pc1", &params(target))
         .unwrap();
     let props = body_json(&env.http.request(1).unwrap())["properties"].clone();
@@ -823,14 +779,13 @@ fn create_capture_for_a_scale_set_instance_scopes_the_instance_id() {
     assert_eq!(props["scope"], json!({"include": ["3"], "exclude": []}));
 
     // A whole scale set: no scope (both lists empty means every instance).
-    let env = Env::new();
-    env.token_once();
+    let env = Env::ready();
     env.http
         .expect(Method::Put, capture_url("pc1", None), create_sample());
     let vmss = id(&format!(
         "/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss"
     ));
-    Azure::new(&cfg, env.world())
+    env.az()
         .create_capture(&watcher(), "pc1", &params(Target::from_id(&vmss).unwrap()))
         .unwrap();
     let props = body_json(&env.http.request(1).unwrap())["properties"].clone();
@@ -840,9 +795,7 @@ fn create_capture_for_a_scale_set_instance_scopes_the_instance_id() {
 
 #[test]
 fn create_of_an_existing_capture_reads_it_back() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Put,
         capture_url("pc1", None),
@@ -857,7 +810,7 @@ fn create_of_an_existing_capture_reads_it_back() {
         capture_url("pc1", None),
         sample_response(&format!("{NW}PacketCaptureGet.2026-03-01.json"), 200),
     );
-    let az = Azure::new(&cfg, env.world());
+    let az = env.az();
     let created = az
         .create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id())))
         .unwrap();
@@ -871,8 +824,7 @@ fn create_of_an_existing_capture_reads_it_back() {
     env.http.assert_done();
 
     // A 409 for something else (the capture is not there) stays an error with ARM's words.
-    let env = Env::new();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Put,
         capture_url("pc1", None),
@@ -883,7 +835,8 @@ fn create_of_an_existing_capture_reads_it_back() {
         capture_url("pc1", None),
         ScriptedHttp::arm_error(404, "ResourceNotFound", "not found"),
     );
-    let err = Azure::new(&cfg, env.world())
+    let err = env
+        .az()
         .create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id())))
         .unwrap_err();
     assert_eq!(
@@ -896,8 +849,7 @@ fn create_of_an_existing_capture_reads_it_back() {
     );
 
     // 409 RetryableErrorDueToAnotherOperation: wait, no read-back.
-    let env = Env::new();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Put,
         capture_url("pc1", None),
@@ -907,7 +859,8 @@ fn create_of_an_existing_capture_reads_it_back() {
             "12",
         ),
     );
-    let err = Azure::new(&cfg, env.world())
+    let err = env
+        .az()
         .create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id())))
         .unwrap_err();
     assert!(
@@ -926,17 +879,13 @@ fn create_of_an_existing_capture_reads_it_back() {
 fn status_from(
     response: apc_core::ports::OutboundResponse,
 ) -> (apc_core::azure::CaptureStatus, Env) {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Post,
         capture_url("pc1", Some("queryStatus")),
         response,
     );
-    let status = Azure::new(&cfg, env.world())
-        .query_status(&watcher(), "pc1")
-        .unwrap();
+    let status = env.az().query_status(&watcher(), "pc1").unwrap();
     let req = env.http.request(1).unwrap();
     assert_arm_headers(&req, &sample_token(), false);
     assert!(req.body.is_empty());
@@ -1003,34 +952,26 @@ fn query_status_keeps_unknown_values_and_errors() {
     assert_eq!(s.capture_start_time, None);
 
     // A 202 without a body is "ask again later", never a guess.
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Post,
         capture_url("pc1", Some("queryStatus")),
         with_header(ScriptedHttp::empty(202), "Retry-After", "10"),
     );
-    let err = Azure::new(&cfg, env.world())
-        .query_status(&watcher(), "pc1")
-        .unwrap_err();
+    let err = env.az().query_status(&watcher(), "pc1").unwrap_err();
     assert_eq!(err.retry_after(), Some(10));
     assert!(matches!(err, AzureError::Transient { .. }));
 }
 
 #[test]
 fn get_capture_reads_the_sample() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Get,
         capture_url("pc1", None),
         sample_response(&format!("{NW}PacketCaptureGet.2026-03-01.json"), 200),
     );
-    let info = Azure::new(&cfg, env.world())
-        .get_capture(&watcher(), "pc1")
-        .unwrap();
+    let info = env.az().get_capture(&watcher(), "pc1").unwrap();
     assert_eq!(info.provisioning_state.as_deref(), Some("Updating"));
     assert_eq!(
         info.storage_path.as_deref(),
@@ -1056,13 +997,11 @@ fn stop_and_delete_accept_their_sample_answers_without_following_location() {
         ),
     ];
     for (method, action, response) in cases {
-        let env = Env::new();
-        let cfg = cfg();
-        env.token_once();
+        let env = Env::ready();
         let status = response.status;
         env.http
             .expect(method, capture_url("pc1", action), response);
-        let az = Azure::new(&cfg, env.world());
+        let az = env.az();
         let result = if method == Method::Post {
             az.stop_capture(&watcher(), "pc1")
         } else {
@@ -1077,17 +1016,13 @@ fn stop_and_delete_accept_their_sample_answers_without_following_location() {
         env.http.assert_done();
     }
     // Stopping a capture that is gone is reported.
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Post,
         capture_url("pc1", Some("stop")),
         ScriptedHttp::arm_error(404, "NotFound", "no such capture"),
     );
-    let err = Azure::new(&cfg, env.world())
-        .stop_capture(&watcher(), "pc1")
-        .unwrap_err();
+    let err = env.az().stop_capture(&watcher(), "pc1").unwrap_err();
     assert!(matches!(err, AzureError::NotFound { .. }));
 }
 
@@ -1096,18 +1031,14 @@ fn stop_and_delete_accept_their_sample_answers_without_following_location() {
 fn get_capture_with(
     response: Result<apc_core::ports::OutboundResponse, TransportError>,
 ) -> AzureError {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     match response {
         Ok(r) => env.http.expect(Method::Get, capture_url("pc1", None), r),
         Err(e) => env
             .http
             .expect_error(Method::Get, capture_url("pc1", None), e),
     };
-    let err = Azure::new(&cfg, env.world())
-        .get_capture(&watcher(), "pc1")
-        .unwrap_err();
+    let err = env.az().get_capture(&watcher(), "pc1").unwrap_err();
     env.http.assert_done();
     err
 }
@@ -1236,9 +1167,7 @@ fn arm_errors_are_sorted_by_what_to_do() {
 
 #[test]
 fn a_401_refreshes_the_token_once_and_retries() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect(
         Method::Get,
         capture_url("pc1", None),
@@ -1257,7 +1186,7 @@ fn a_401_refreshes_the_token_once_and_retries() {
         capture_url("pc1", None),
         sample_response(&format!("{NW}PacketCaptureGet.2026-03-01.json"), 200),
     );
-    let az = Azure::new(&cfg, env.world());
+    let az = env.az();
     az.get_capture(&watcher(), "pc1").unwrap();
     assert_eq!(env.token_requests(), 2);
     assert_eq!(az.calls(), 4);
@@ -1268,8 +1197,7 @@ fn a_401_refreshes_the_token_once_and_retries() {
     env.http.assert_done();
 
     // A second 401 is not retried again.
-    let env = Env::new();
-    env.token_once();
+    let env = Env::ready();
     env.http.route_always(
         Method::Get,
         ARM,
@@ -1277,9 +1205,7 @@ fn a_401_refreshes_the_token_once_and_retries() {
     );
     env.http
         .route(Method::Post, LOGIN, sample_file_response(TOKEN_OK, 200));
-    let err = Azure::new(&cfg, env.world())
-        .get_capture(&watcher(), "pc1")
-        .unwrap_err();
+    let err = env.az().get_capture(&watcher(), "pc1").unwrap_err();
     assert!(matches!(err, AzureError::Permanent { status: 401, .. }));
     assert_eq!(env.token_requests(), 2);
     assert_eq!(env.http.count(), 4);
@@ -1287,17 +1213,13 @@ fn a_401_refreshes_the_token_once_and_retries() {
 
 #[test]
 fn denied_hosts_name_the_variable() {
-    let env = Env::new();
-    let cfg = cfg();
-    env.token_once();
+    let env = Env::ready();
     env.http.expect_error(
         Method::Get,
         capture_url("pc1", None),
         TransportError::Denied("management.azure.com".into()),
     );
-    let err = Azure::new(&cfg, env.world())
-        .get_capture(&watcher(), "pc1")
-        .unwrap_err();
+    let err = env.az().get_capture(&watcher(), "pc1").unwrap_err();
     assert!(
         matches!(
             err,
@@ -1316,15 +1238,14 @@ fn denied_hosts_name_the_variable() {
         token_url(LOGIN, TENANT),
         TransportError::Denied("login.microsoftonline.com".into()),
     );
-    let err = Azure::new(&cfg, env.world()).token().unwrap_err();
+    let err = env.az().token().unwrap_err();
     assert_eq!(config_variable(&err), "azure_authority_host");
 }
 
 #[test]
 fn unscripted_calls_fail_clearly_and_are_recorded() {
     let env = Env::new();
-    let cfg = cfg();
-    let err = Azure::new(&cfg, env.world()).token().unwrap_err();
+    let err = env.az().token().unwrap_err();
     assert!(
         matches!(&err, AzureError::Transient { detail, .. } if detail.contains("unscripted POST")),
         "{err:?}"
