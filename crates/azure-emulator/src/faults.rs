@@ -162,12 +162,18 @@ impl Faults {
         self.rules.clear();
     }
 
-    /// Decides the faults for one call of `route`. Every matching probability rule draws
-    /// once per call, so the sequence of outcomes depends only on the seed and the calls.
+    /// Decides the faults for one call of `route`, rules in the order added: latency rules
+    /// add up; the first terminating rule that fires decides the call. The outcomes depend
+    /// only on the seed and the sequence of calls.
     pub fn decide(&mut self, route: &str) -> Decision {
         let mut decision = Decision::default();
         for rule in &mut self.rules {
             if rule.route != route && rule.route != routes::ANY {
+                continue;
+            }
+            // Once a call is decided, later terminating rules keep their counts for later calls.
+            let terminating = !matches!(rule.kind, FaultKind::LatencyMs(_));
+            if terminating && decision.action.is_some() {
                 continue;
             }
             let fires = match &mut rule.trigger {
@@ -183,11 +189,7 @@ impl Faults {
             }
             match &rule.kind {
                 FaultKind::LatencyMs(ms) => decision.latency_ms += ms,
-                other => {
-                    if decision.action.is_none() {
-                        decision.action = Some((other.clone(), rule.retry_after_secs));
-                    }
-                }
+                other => decision.action = Some((other.clone(), rule.retry_after_secs)),
             }
         }
         self.rules
