@@ -123,13 +123,9 @@ pub fn parse(body: &[u8]) -> Result<Alert, AlertError> {
     // Some tools prepend a UTF-8 byte order mark; serde_json refuses it.
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     check_depth(body)?;
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| AlertError::NotJson(echo(&e.to_string())))?;
+    let root: Value = serde_json::from_slice(body).map_err(|e| AlertError::NotJson(echo(&e.to_string())))?;
     let Value::Object(root) = root else {
-        return Err(AlertError::UnknownSchema(format!(
-            "the body is {}, not an object; {ACCEPTED}",
-            kind(&root)
-        )));
+        return Err(AlertError::UnknownSchema(format!("the body is {}, not an object; {ACCEPTED}", kind(&root))));
     };
     match detect(&root)? {
         Schema::Common => common(&root),
@@ -161,9 +157,7 @@ fn check_depth(body: &[u8]) -> Result<(), AlertError> {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
-                    return Err(AlertError::NotJson(format!(
-                        "nested deeper than {MAX_DEPTH} levels"
-                    )));
+                    return Err(AlertError::NotJson(format!("nested deeper than {MAX_DEPTH} levels")));
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -176,10 +170,7 @@ fn check_depth(body: &[u8]) -> Result<(), AlertError> {
 fn detect(root: &Map<String, Value>) -> Result<Schema, AlertError> {
     if let Some(id) = get(root, "schemaId") {
         let Some(id) = id.as_str() else {
-            return Err(AlertError::UnknownSchema(format!(
-                "schemaId is {}, not a string; {ACCEPTED}",
-                kind(id)
-            )));
+            return Err(AlertError::UnknownSchema(format!("schemaId is {}, not a string; {ACCEPTED}", kind(id))));
         };
         return match id.trim().to_ascii_lowercase().as_str() {
             "azuremonitorcommonalertschema" => Ok(Schema::Common),
@@ -188,28 +179,17 @@ fn detect(root: &Map<String, Value>) -> Result<Schema, AlertError> {
             "microsoft.insights/logalert" => Err(AlertError::UnknownSchema(format!(
                 "schemaId \"Microsoft.Insights/LogAlert\" is a log alert without the common schema; {ACCEPTED}"
             ))),
-            _ => Err(AlertError::UnknownSchema(format!(
-                "schemaId {} is unknown; {ACCEPTED}",
-                quoted(id)
-            ))),
+            _ => Err(AlertError::UnknownSchema(format!("schemaId {} is unknown; {ACCEPTED}", quoted(id)))),
         };
     }
     if get(root, "status").is_some() && get(root, "context").is_some_and(Value::is_object) {
         return Ok(Schema::ClassicMetric);
     }
     // The common schema's shape without its schemaId (some relays drop it): accept by shape.
-    if get(root, "data")
-        .and_then(|d| d.get("essentials"))
-        .is_some_and(Value::is_object)
-    {
+    if get(root, "data").and_then(|d| d.get("essentials")).is_some_and(Value::is_object) {
         return Ok(Schema::Common);
     }
-    const LOG_V1_KEYS: [&str; 4] = [
-        "AlertRuleName",
-        "SearchQuery",
-        "SearchResult",
-        "LinkToSearchResults",
-    ];
+    const LOG_V1_KEYS: [&str; 4] = ["AlertRuleName", "SearchQuery", "SearchResult", "LinkToSearchResults"];
     if LOG_V1_KEYS.iter().any(|k| root.contains_key(*k)) {
         return Err(AlertError::UnknownSchema(format!(
             "this is a Log Alerts V1 payload (AlertRuleName, SearchQuery, ...), which names no alert \
@@ -217,9 +197,7 @@ fn detect(root: &Map<String, Value>) -> Result<Schema, AlertError> {
         )));
     }
     if root.is_empty() {
-        return Err(AlertError::UnknownSchema(format!(
-            "the body is an empty object; {ACCEPTED}"
-        )));
+        return Err(AlertError::UnknownSchema(format!("the body is an empty object; {ACCEPTED}")));
     }
     let keys: Vec<String> = root.keys().take(8).map(|k| quoted(k)).collect();
     let more = if root.len() > 8 { ", ..." } else { "" };
@@ -232,17 +210,16 @@ fn detect(root: &Map<String, Value>) -> Result<Schema, AlertError> {
 fn common(root: &Map<String, Value>) -> Result<Alert, AlertError> {
     let data = object(root, "data", "/data")?;
     let ess = object(data, "essentials", "/data/essentials")?;
-    let condition =
-        match string(ess, "monitorCondition", "/data/essentials/monitorCondition")?.trim() {
-            c if c.eq_ignore_ascii_case("fired") => Condition::Fired,
-            c if c.eq_ignore_ascii_case("resolved") => Condition::Resolved,
-            other => {
-                return Err(AlertError::Invalid(format!(
-                    "/data/essentials/monitorCondition is {}, expected \"Fired\" or \"Resolved\"",
-                    quoted(other)
-                )));
-            }
-        };
+    let condition = match string(ess, "monitorCondition", "/data/essentials/monitorCondition")?.trim() {
+        c if c.eq_ignore_ascii_case("fired") => Condition::Fired,
+        c if c.eq_ignore_ascii_case("resolved") => Condition::Resolved,
+        other => {
+            return Err(AlertError::Invalid(format!(
+                "/data/essentials/monitorCondition is {}, expected \"Fired\" or \"Resolved\"",
+                quoted(other)
+            )));
+        }
+    };
     let mut targets = Targets::default();
     match get(ess, "alertTargetIDs") {
         None | Some(Value::Null) => {}
@@ -257,9 +234,7 @@ fn common(root: &Map<String, Value>) -> Result<Alert, AlertError> {
                 }
                 match id {
                     Value::String(s) => targets.add(s),
-                    other => targets
-                        .rejected
-                        .push((echo(&other.to_string()), "not a string".to_string())),
+                    other => targets.rejected.push((echo(&other.to_string()), "not a string".to_string())),
                 }
             }
         }
@@ -288,24 +263,12 @@ fn common(root: &Map<String, Value>) -> Result<Alert, AlertError> {
 fn metric(root: &Map<String, Value>) -> Result<Alert, AlertError> {
     let data = object(root, "data", "/data")?;
     let ctx = object(data, "context", "/data/context")?;
-    metric_like(
-        Schema::MetricNonCommon,
-        data,
-        ctx,
-        "/data",
-        get(data, "properties"),
-    )
+    metric_like(Schema::MetricNonCommon, data, ctx, "/data", get(data, "properties"))
 }
 
 fn classic(root: &Map<String, Value>) -> Result<Alert, AlertError> {
     let ctx = object(root, "context", "/context")?;
-    metric_like(
-        Schema::ClassicMetric,
-        root,
-        ctx,
-        "",
-        get(root, "properties"),
-    )
+    metric_like(Schema::ClassicMetric, root, ctx, "", get(root, "properties"))
 }
 
 /// The non-common metric and classic shapes differ only in where `status` and `context` sit.
@@ -316,20 +279,9 @@ fn metric_like(
     base: &str,
     props: Option<&Value>,
 ) -> Result<Alert, AlertError> {
-    let condition = status(
-        parent,
-        "status",
-        &format!("{base}/status"),
-        &["activated"],
-        &["resolved", "deactivated"],
-    )?;
+    let condition = status(parent, "status", &format!("{base}/status"), &["activated"], &["resolved", "deactivated"])?;
     let mut targets = Targets::default();
-    target_field(
-        &mut targets,
-        ctx,
-        "resourceId",
-        &format!("{base}/context/resourceId"),
-    )?;
+    target_field(&mut targets, ctx, "resourceId", &format!("{base}/context/resourceId"))?;
     Ok(Alert {
         schema,
         condition,
@@ -347,29 +299,15 @@ fn activity_log(root: &Map<String, Value>) -> Result<Alert, AlertError> {
     let data = object(root, "data", "/data")?;
     let ctx = object(data, "context", "/data/context")?;
     let log = object(ctx, "activityLog", "/data/context/activityLog")?;
-    let condition = status(
-        data,
-        "status",
-        "/data/status",
-        &["activated", "succeeded", "fired"],
-        &["resolved", "deactivated"],
-    )?;
+    let condition =
+        status(data, "status", "/data/status", &["activated", "succeeded", "fired"], &["resolved", "deactivated"])?;
     let mut targets = Targets::default();
-    target_field(
-        &mut targets,
-        log,
-        "resourceId",
-        "/data/context/activityLog/resourceId",
-    )?;
+    target_field(&mut targets, log, "resourceId", "/data/context/activityLog/resourceId")?;
     // eventDataId is unique per logged event and repeated verbatim on redelivery; the others
     // are fallbacks for trimmed-down relays.
-    let Some(id_key) = ["eventDataId", "operationId", "correlationId"]
-        .into_iter()
-        .find(|k| text(log, k).is_some())
+    let Some(id_key) = ["eventDataId", "operationId", "correlationId"].into_iter().find(|k| text(log, k).is_some())
     else {
-        return Err(AlertError::Invalid(
-            "/data/context/activityLog/eventDataId is missing".to_string(),
-        ));
+        return Err(AlertError::Invalid("/data/context/activityLog/eventDataId is missing".to_string()));
     };
     let alert_id = alert_id(log, id_key, &format!("/data/context/activityLog/{id_key}"))?;
     // The event's own time; the submission time only when a relay dropped it.
@@ -377,11 +315,7 @@ fn activity_log(root: &Map<String, Value>) -> Result<Alert, AlertError> {
         .into_iter()
         .find(|k| get(log, k).is_some_and(Value::is_string))
         .unwrap_or("eventTimestamp");
-    let fired_at = time(
-        log,
-        time_key,
-        &format!("/data/context/activityLog/{time_key}"),
-    )?;
+    let fired_at = time(log, time_key, &format!("/data/context/activityLog/{time_key}"))?;
     Ok(Alert {
         schema: Schema::ActivityLog,
         condition,
@@ -429,33 +363,21 @@ impl Targets {
     }
 
     fn reject(&mut self, id: String, reason: String) {
-        if !self
-            .rejected
-            .iter()
-            .any(|(o, _)| o.eq_ignore_ascii_case(&id))
-        {
+        if !self.rejected.iter().any(|(o, _)| o.eq_ignore_ascii_case(&id)) {
             self.rejected.push((id, reason));
         }
     }
 }
 
 /// Read an optional resource-id field: absent or null adds nothing, a string is a candidate.
-fn target_field(
-    targets: &mut Targets,
-    obj: &Map<String, Value>,
-    key: &str,
-    pointer: &str,
-) -> Result<(), AlertError> {
+fn target_field(targets: &mut Targets, obj: &Map<String, Value>, key: &str, pointer: &str) -> Result<(), AlertError> {
     match get(obj, key) {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(s)) => {
             targets.add(s);
             Ok(())
         }
-        Some(other) => Err(AlertError::Invalid(format!(
-            "{pointer} is {}, expected a resource id",
-            kind(other)
-        ))),
+        Some(other) => Err(AlertError::Invalid(format!("{pointer} is {}, expected a resource id", kind(other)))),
     }
 }
 
@@ -482,40 +404,22 @@ fn status(
 
 /// Look a key up exactly, then case-insensitively (tolerates `alertTargetIds` and the like).
 fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
-fn object<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    pointer: &str,
-) -> Result<&'a Map<String, Value>, AlertError> {
+fn object<'a>(obj: &'a Map<String, Value>, key: &str, pointer: &str) -> Result<&'a Map<String, Value>, AlertError> {
     match get(obj, key) {
         Some(Value::Object(m)) => Ok(m),
         None => Err(AlertError::Invalid(format!("{pointer} is missing"))),
-        Some(other) => Err(AlertError::Invalid(format!(
-            "{pointer} is {}, expected an object",
-            kind(other)
-        ))),
+        Some(other) => Err(AlertError::Invalid(format!("{pointer} is {}, expected an object", kind(other)))),
     }
 }
 
-fn string<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    pointer: &str,
-) -> Result<&'a str, AlertError> {
+fn string<'a>(obj: &'a Map<String, Value>, key: &str, pointer: &str) -> Result<&'a str, AlertError> {
     match get(obj, key) {
         Some(Value::String(s)) => Ok(s),
         None => Err(AlertError::Invalid(format!("{pointer} is missing"))),
-        Some(other) => Err(AlertError::Invalid(format!(
-            "{pointer} is {}, expected a string",
-            kind(other)
-        ))),
+        Some(other) => Err(AlertError::Invalid(format!("{pointer} is {}, expected a string", kind(other)))),
     }
 }
 
@@ -525,18 +429,14 @@ fn alert_id(obj: &Map<String, Value>, key: &str, pointer: &str) -> Result<String
         return Err(AlertError::Invalid(format!("{pointer} is empty")));
     }
     if s.len() > MAX_ALERT_ID {
-        return Err(AlertError::Invalid(format!(
-            "{pointer} is longer than {MAX_ALERT_ID} bytes"
-        )));
+        return Err(AlertError::Invalid(format!("{pointer} is longer than {MAX_ALERT_ID} bytes")));
     }
     Ok(s.to_string())
 }
 
 fn time(obj: &Map<String, Value>, key: &str, pointer: &str) -> Result<UnixSeconds, AlertError> {
     let s = string(obj, key, pointer)?;
-    parse_rfc3339(s).ok_or_else(|| {
-        AlertError::Invalid(format!("{pointer} is {}, not an RFC 3339 time", quoted(s)))
-    })
+    parse_rfc3339(s).ok_or_else(|| AlertError::Invalid(format!("{pointer} is {}, not an RFC 3339 time", quoted(s))))
 }
 
 /// An optional text field: a non-empty string, truncated, control characters replaced (it reaches
@@ -551,12 +451,7 @@ fn text(obj: &Map<String, Value>, key: &str) -> Option<String> {
 /// `"West US"` → `westus`. Anything that is not a plausible region name is no region, so the
 /// caller falls back to the VM's own location.
 fn region(v: &Value) -> Option<String> {
-    let r: String = v
-        .as_str()?
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let r: String = v.as_str()?.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
     let plausible = !r.is_empty() && r.len() <= 64 && r.bytes().all(|c| c.is_ascii_alphanumeric());
     plausible.then_some(r)
 }
@@ -593,10 +488,7 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// Payload text made safe to echo: truncated, control characters replaced.
 fn echo(s: &str) -> String {
-    truncate(s, MAX_ECHO)
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    truncate(s, MAX_ECHO).chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 fn quoted(s: &str) -> String {

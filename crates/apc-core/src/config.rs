@@ -245,7 +245,10 @@ impl Config {
 
         let auth = match r.raw("webhook_keys") {
             None => {
-                r.problem("webhook_keys", "is required: set one or more comma-separated keys (or insecure-no-auth for a local demo)");
+                r.problem(
+                    "webhook_keys",
+                    "is required: set one or more comma-separated keys (or insecure-no-auth for a local demo)",
+                );
                 WebhookAuth::Keys(Vec::new())
             }
             Some(v) if v == INSECURE_NO_AUTH => WebhookAuth::InsecureNoAuth,
@@ -277,12 +280,15 @@ impl Config {
             },
         };
         let file_path = r.raw("capture_file_path");
-        if let Some(p) = &file_path {
-            if !p.ends_with(".cap") || p.chars().any(|c| c.is_control()) {
-                r.problem("capture_file_path", "must be a path ending in .cap");
-            }
+        if let Some(p) = &file_path
+            && (!p.ends_with(".cap") || p.chars().any(|c| c.is_control()))
+        {
+            r.problem("capture_file_path", "must be a path ending in .cap");
         }
-        if storage_account_id.is_none() && file_path.is_none() && !r.problems.iter().any(|p| p.variable == "storage_account_id") {
+        if storage_account_id.is_none()
+            && file_path.is_none()
+            && !r.problems.iter().any(|p| p.variable == "storage_account_id")
+        {
             r.problem("storage_account_id", "is required unless capture_file_path is set");
         }
         let time_limit_seconds = r.number("capture_time_limit_seconds", TIME_LIMIT_RANGE.0, TIME_LIMIT_RANGE.1) as u32;
@@ -313,7 +319,10 @@ impl Config {
             for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 match Scope::parse(s) {
                     Ok(scope) => allowed_scopes.push(scope),
-                    Err(e) => r.problem("allowed_scopes", format!("holds an entry that is not /subscriptions/{{id}}[/resourceGroups/{{name}}]: {e}")),
+                    Err(e) => r.problem(
+                        "allowed_scopes",
+                        format!("holds an entry that is not /subscriptions/{{id}}[/resourceGroups/{{name}}]: {e}"),
+                    ),
                 }
             }
         }
@@ -407,7 +416,8 @@ fn check_notify_url(v: &str) -> bool {
 
 /// Parse and validate a Network Watcher filter list (a JSON array of objects).
 pub fn parse_filters(v: &str) -> Result<Vec<serde_json::Value>, String> {
-    let parsed: serde_json::Value = serde_json::from_str(v).map_err(|_| "must be a JSON array of filters".to_string())?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(v).map_err(|_| "must be a JSON array of filters".to_string())?;
     let serde_json::Value::Array(items) = parsed else {
         return Err("must be a JSON array of filters".to_string());
     };

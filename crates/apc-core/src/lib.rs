@@ -15,12 +15,19 @@
 //! - [`intake`]: what `POST /alerts` does with an alert (SPEC §2, §5).
 //! - [`advance`]: following captures across invocations (SPEC §7).
 //! - [`notify`]: notifications (SPEC §8).
-//! - [`api`]: routes, authentication, problem+json answers (SPEC §2).
+//! - [`api`]: routes, authentication, problem+json answers (SPEC §2, §11).
 
+pub mod advance;
 pub mod alert;
+pub mod api;
 pub mod azure;
 pub mod config;
+pub mod intake;
+pub mod notify;
+pub mod policy;
 pub mod ports;
+pub mod record;
 pub mod resource_id;
+pub mod store;
 pub mod testing;
 pub mod timefmt;

@@ -88,10 +88,7 @@ impl OutboundResponse {
 
 /// Case-insensitive header look-up shared by requests and responses.
 pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// Why an outbound request produced no HTTP response.
@@ -133,12 +130,7 @@ pub trait KvStore {
     fn delete(&self, key: &str) -> Result<(), KvError>;
     /// Replace the value at `key` with `new` only if it currently is `expected` (`None`: absent).
     /// `Ok(true)` when this call wrote the value, `Ok(false)` when the current value differed.
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, KvError>;
+    fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError>;
 }
 
 /// Seconds since the Unix epoch, UTC.

@@ -120,9 +120,7 @@ fn segments(s: &str) -> Result<Vec<&str>, IdError> {
     Ok(segs)
 }
 
-fn subscription_and_group<'a>(
-    segs: &[&'a str],
-) -> Result<(&'a str, Option<&'a str>), IdError> {
+fn subscription_and_group<'a>(segs: &[&'a str]) -> Result<(&'a str, Option<&'a str>), IdError> {
     if segs.len() < 2 || !segs[0].eq_ignore_ascii_case("subscriptions") {
         return Err(IdError::Shape("does not start with /subscriptions/{id}"));
     }
@@ -219,7 +217,14 @@ impl ResourceId {
 
     /// The path segments, in order, for [`arm_url`].
     pub fn path_segments(&self) -> Vec<&str> {
-        let mut v = vec!["subscriptions", &self.subscription, "resourceGroups", &self.resource_group, "providers", &self.namespace];
+        let mut v = vec![
+            "subscriptions",
+            &self.subscription,
+            "resourceGroups",
+            &self.resource_group,
+            "providers",
+            &self.namespace,
+        ];
         for (t, n) in &self.resources {
             v.push(t);
             v.push(n);
@@ -235,10 +240,7 @@ impl ResourceId {
     /// True when this resource lies within `scope`.
     pub fn is_within(&self, scope: &Scope) -> bool {
         self.subscription.eq_ignore_ascii_case(&scope.subscription)
-            && scope
-                .resource_group
-                .as_ref()
-                .is_none_or(|rg| rg.eq_ignore_ascii_case(&self.resource_group))
+            && scope.resource_group.as_ref().is_none_or(|rg| rg.eq_ignore_ascii_case(&self.resource_group))
     }
 }
 

@@ -21,15 +21,7 @@ pub fn parse_rfc3339(s: &str) -> Option<UnixSeconds> {
 /// `yyyymmddThhmmss` in UTC, the time part of capture names (SPEC §5.2).
 pub fn compact(t: UnixSeconds) -> String {
     let d = OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}",
-        d.year(),
-        u8::from(d.month()),
-        d.day(),
-        d.hour(),
-        d.minute(),
-        d.second()
-    )
+    format!("{:04}{:02}{:02}T{:02}{:02}{:02}", d.year(), u8::from(d.month()), d.day(), d.hour(), d.minute(), d.second())
 }
 
 #[cfg(test)]

@@ -61,9 +61,7 @@ enum Outcome {
 const NOT_VM: &str = "not a VM or scale set";
 
 fn vm(sub: &str, rg: &str, name: &str) -> String {
-    format!(
-        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
-    )
+    format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}")
 }
 
 /// The expectation of every sample file. A new sample without one fails `every_sample_parses_as_expected`.
@@ -99,22 +97,20 @@ fn expectation(file: &str) -> Option<Outcome> {
             region: Some("centralus"),
             custom_keys: &["key1", "key2"],
         })),
-        "common.metric.vm.resolved.alerts-common-schema.json" => {
-            Outcome::Parsed(Box::new(Expect {
-                schema: Schema::Common,
-                condition: Condition::Resolved,
-                alert_id: "/subscriptions/<subscription ID>/providers/Microsoft.AlertsManagement/alerts/aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e",
-                fired_at: "2019-03-22T13:58:24Z",
-                rule: Some("WCUS-R2-Gen2"),
-                targets: vec![],
-                rejected: vec![(
-                    "/subscriptions/<subscription ID>/resourcegroups/pipelinealertrg/providers/microsoft.compute/virtualmachines/wcus-r2-gen2",
-                    "not a valid ARM id: resource id is malformed: non-ASCII, control or space characters",
-                )],
-                region: None,
-                custom_keys: &["Key1", "Key2"],
-            }))
-        }
+        "common.metric.vm.resolved.alerts-common-schema.json" => Outcome::Parsed(Box::new(Expect {
+            schema: Schema::Common,
+            condition: Condition::Resolved,
+            alert_id: "/subscriptions/<subscription ID>/providers/Microsoft.AlertsManagement/alerts/aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e",
+            fired_at: "2019-03-22T13:58:24Z",
+            rule: Some("WCUS-R2-Gen2"),
+            targets: vec![],
+            rejected: vec![(
+                "/subscriptions/<subscription ID>/resourcegroups/pipelinealertrg/providers/microsoft.compute/virtualmachines/wcus-r2-gen2",
+                "not a valid ARM id: resource id is malformed: non-ASCII, control or space characters",
+            )],
+            region: None,
+            custom_keys: &["Key1", "Key2"],
+        })),
         "common.testaction.activitylog-admin.vm-restart.json" => common(
             "/subscriptions/aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e/resourceGroups/test-RG/providers/microsoft.insights/activityLogAlerts/Test_Alert",
             "2025-04-15T11:26:21Z",
@@ -212,13 +208,9 @@ fn expectation(file: &str) -> Option<Outcome> {
             region: None,
             custom_keys: &[],
         })),
-        "noncommon.logv1-numresults.workspace.json" => Outcome::Refused(
-            "UnknownSchema",
-            &[
-                "Log Alerts V1",
-                "enable the common alert schema on the action group",
-            ],
-        ),
+        "noncommon.logv1-numresults.workspace.json" => {
+            Outcome::Refused("UnknownSchema", &["Log Alerts V1", "enable the common alert schema on the action group"])
+        }
         "noncommon.metric-dynamic.storage.json" | "noncommon.metric-static.storage.json" => {
             let dynamic = file.contains("dynamic");
             Outcome::Parsed(Box::new(Expect {
@@ -229,11 +221,7 @@ fn expectation(file: &str) -> Option<Outcome> {
                 } else {
                     "/subscriptions/aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e/resourceGroups/test-RG/providers/microsoft.insights/metricAlerts/test-metricAlertRule"
                 },
-                fired_at: if dynamic {
-                    "2021-11-15T09:35:24Z"
-                } else {
-                    "2021-11-15T09:35:12Z"
-                },
+                fired_at: if dynamic { "2021-11-15T09:35:24Z" } else { "2021-11-15T09:35:12Z" },
                 rule: Some("test-metricAlertRule"),
                 targets: vec![],
                 rejected: vec![(
@@ -274,23 +262,12 @@ fn variant_name(e: &AlertError) -> &'static str {
 fn every_sample_parses_as_expected() {
     let mut names: Vec<String> = std::fs::read_dir(samples_dir())
         .expect("shared/azure-samples/alerts exists beside the repository")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(
-        names.len() >= 16,
-        "expected the 16 samples, found {names:?}"
-    );
+    assert!(names.len() >= 16, "expected the 16 samples, found {names:?}");
     let missing: Vec<&String> = names.iter().filter(|n| expectation(n).is_none()).collect();
-    assert!(
-        missing.is_empty(),
-        "samples without an expectation in this test: {missing:?}"
-    );
+    assert!(missing.is_empty(), "samples without an expectation in this test: {missing:?}");
 
     for name in &names {
         let got = parse(&load(name));
@@ -309,27 +286,13 @@ fn every_sample_parses_as_expected() {
                 assert_eq!(a.condition, x.condition, "{name}");
                 assert_eq!(a.alert_id, x.alert_id, "{name}");
                 assert_eq!(rfc3339(a.fired_at), x.fired_at, "{name}");
-                assert_eq!(
-                    a.identity(),
-                    format!("{}|{}", x.alert_id, x.fired_at),
-                    "{name}"
-                );
+                assert_eq!(a.identity(), format!("{}|{}", x.alert_id, x.fired_at), "{name}");
                 assert_eq!(a.rule.as_deref(), x.rule, "{name}");
                 assert_eq!(ids(&a), x.targets, "{name}");
-                assert_eq!(
-                    a.rejected_targets.len(),
-                    x.rejected.len(),
-                    "{name}: {:?}",
-                    a.rejected_targets
-                );
-                for ((id, reason), (want_id, want_reason)) in
-                    a.rejected_targets.iter().zip(&x.rejected)
-                {
+                assert_eq!(a.rejected_targets.len(), x.rejected.len(), "{name}: {:?}", a.rejected_targets);
+                for ((id, reason), (want_id, want_reason)) in a.rejected_targets.iter().zip(&x.rejected) {
                     assert_eq!(id, want_id, "{name}");
-                    assert!(
-                        reason.contains(want_reason),
-                        "{name}: {reason:?} lacks {want_reason:?}"
-                    );
+                    assert!(reason.contains(want_reason), "{name}: {reason:?} lacks {want_reason:?}");
                 }
                 assert_eq!(a.region.as_deref(), x.region, "{name}");
                 let keys: Vec<&str> = a.custom_properties.keys().map(String::as_str).collect();
@@ -353,9 +316,7 @@ fn common_vm(targets: Value, condition: &str) -> Value {
     let ess = &mut v["data"]["essentials"];
     ess["alertTargetIDs"] = targets;
     ess["monitorCondition"] = json!(condition);
-    ess["alertId"] = json!(format!(
-        "/subscriptions/{REAL_SUB}/providers/Microsoft.AlertsManagement/alerts/0d9f0c1e"
-    ));
+    ess["alertId"] = json!(format!("/subscriptions/{REAL_SUB}/providers/Microsoft.AlertsManagement/alerts/0d9f0c1e"));
     v
 }
 
@@ -370,17 +331,12 @@ fn common_vm_alert_fired() {
     let a = ok(&common_vm(json!([lower_vm("wcus-r2-gen2")]), "Fired"));
     assert_eq!(a.schema, Schema::Common);
     assert_eq!(a.condition, Condition::Fired);
-    assert_eq!(
-        ids(&a),
-        vec![vm(REAL_SUB, "pipelinealertrg", "wcus-r2-gen2")]
-    );
+    assert_eq!(ids(&a), vec![vm(REAL_SUB, "pipelinealertrg", "wcus-r2-gen2")]);
     assert!(matches!(&a.targets[0], Target::Vm(id) if id.name() == "wcus-r2-gen2"));
     assert!(a.rejected_targets.is_empty());
     assert_eq!(
         a.identity(),
-        format!(
-            "/subscriptions/{REAL_SUB}/providers/Microsoft.AlertsManagement/alerts/0d9f0c1e|2019-03-22T13:58:24Z"
-        )
+        format!("/subscriptions/{REAL_SUB}/providers/Microsoft.AlertsManagement/alerts/0d9f0c1e|2019-03-22T13:58:24Z")
     );
     assert_eq!(a.custom_properties["Key1"], json!("Value1"));
 }
@@ -400,10 +356,7 @@ fn two_targets_vm_and_scale_set_instance() {
         "/subscriptions/{REAL_SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/web/virtualMachines/7"
     );
     let a = ok(&common_vm(json!([lower_vm("vm-a"), inst]), "Fired"));
-    assert_eq!(
-        ids(&a),
-        vec![vm(REAL_SUB, "pipelinealertrg", "vm-a"), inst.clone()]
-    );
+    assert_eq!(ids(&a), vec![vm(REAL_SUB, "pipelinealertrg", "vm-a"), inst.clone()]);
     match &a.targets[1] {
         Target::VmssInstance { vmss, instance } => {
             assert_eq!(vmss.name(), "web");
@@ -415,61 +368,34 @@ fn two_targets_vm_and_scale_set_instance() {
 
 #[test]
 fn scale_set_target() {
-    let ss = format!(
-        "/subscriptions/{REAL_SUB}/resourcegroups/rg2/providers/microsoft.compute/virtualmachinescalesets/web"
-    );
+    let ss =
+        format!("/subscriptions/{REAL_SUB}/resourcegroups/rg2/providers/microsoft.compute/virtualmachinescalesets/web");
     let a = ok(&common_vm(json!([ss]), "Fired"));
     assert_eq!(a.targets.len(), 1);
     assert!(matches!(&a.targets[0], Target::Vmss(id) if id.name() == "web"));
     assert_eq!(
         a.targets[0].id_string(),
-        format!(
-            "/subscriptions/{REAL_SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/web"
-        )
+        format!("/subscriptions/{REAL_SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/web")
     );
 }
 
 #[test]
 fn duplicate_targets_differing_in_case_are_one() {
-    let upper = lower_vm("VM-A").replace(
-        "resourcegroups/pipelinealertrg",
-        "resourceGroups/PipelineAlertRG",
-    );
-    let a = ok(&common_vm(
-        json!([lower_vm("vm-a"), upper, lower_vm("vm-b"), lower_vm("vm-a")]),
-        "Fired",
-    ));
-    assert_eq!(
-        ids(&a),
-        vec![
-            vm(REAL_SUB, "pipelinealertrg", "vm-a"),
-            vm(REAL_SUB, "pipelinealertrg", "vm-b")
-        ]
-    );
+    let upper = lower_vm("VM-A").replace("resourcegroups/pipelinealertrg", "resourceGroups/PipelineAlertRG");
+    let a = ok(&common_vm(json!([lower_vm("vm-a"), upper, lower_vm("vm-b"), lower_vm("vm-a")]), "Fired"));
+    assert_eq!(ids(&a), vec![vm(REAL_SUB, "pipelinealertrg", "vm-a"), vm(REAL_SUB, "pipelinealertrg", "vm-b")]);
 }
 
 #[test]
 fn rejected_ids_keep_payload_order_and_valid_targets_survive() {
-    let storage = format!(
-        "/subscriptions/{REAL_SUB}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st1"
-    );
-    let a = ok(&common_vm(
-        json!([storage, 42, lower_vm("vm-a"), "/subscriptions/x/../y", null]),
-        "Fired",
-    ));
+    let storage =
+        format!("/subscriptions/{REAL_SUB}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st1");
+    let a = ok(&common_vm(json!([storage, 42, lower_vm("vm-a"), "/subscriptions/x/../y", null]), "Fired"));
     assert_eq!(ids(&a), vec![vm(REAL_SUB, "pipelinealertrg", "vm-a")]);
-    let reasons: Vec<(&str, &str)> = a
-        .rejected_targets
-        .iter()
-        .map(|(i, r)| (i.as_str(), r.as_str()))
-        .collect();
+    let reasons: Vec<(&str, &str)> = a.rejected_targets.iter().map(|(i, r)| (i.as_str(), r.as_str())).collect();
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert_eq!(reasons[0].0, storage);
-    assert!(
-        reasons[0]
-            .1
-            .contains("(a Microsoft.Storage/storageAccounts)")
-    );
+    assert!(reasons[0].1.contains("(a Microsoft.Storage/storageAccounts)"));
     assert_eq!(reasons[1], ("42", "not a string"));
     assert!(reasons[2].1.starts_with("not a valid ARM id: "));
     assert_eq!(reasons[3], ("null", "not a string"));
@@ -480,10 +406,7 @@ fn null_or_absent_targets_are_no_targets() {
     let a = ok(&common_vm(Value::Null, "Fired"));
     assert!(a.targets.is_empty() && a.rejected_targets.is_empty());
     let mut v = common_vm(Value::Null, "Fired");
-    v["data"]["essentials"]
-        .as_object_mut()
-        .unwrap()
-        .remove("alertTargetIDs");
+    v["data"]["essentials"].as_object_mut().unwrap().remove("alertTargetIDs");
     let a = ok(&v);
     assert!(a.targets.is_empty() && a.rejected_targets.is_empty());
     // A lone string is one id, not a refusal.
@@ -491,10 +414,7 @@ fn null_or_absent_targets_are_no_targets() {
     assert_eq!(ids(&a), vec![vm(REAL_SUB, "pipelinealertrg", "solo")]);
     // Anything else there is not a list of ids.
     let e = parse_value(&common_vm(json!({"a": 1}), "Fired")).unwrap_err();
-    assert!(
-        matches!(&e, AlertError::Invalid(m) if m.contains("/data/essentials/alertTargetIDs")),
-        "{e}"
-    );
+    assert!(matches!(&e, AlertError::Invalid(m) if m.contains("/data/essentials/alertTargetIDs")), "{e}");
 }
 
 #[test]
@@ -517,20 +437,11 @@ fn classic_alert_on_a_vm_with_display_region() {
     assert_eq!(a.region.as_deref(), Some("westus"));
     assert_eq!(ids(&a), vec![vm(REAL_SUB, "useast", "vm1")]);
     assert_eq!(a.custom_properties["key1"], json!("value1"));
-    for (status, want) in [
-        ("Resolved", Condition::Resolved),
-        ("Deactivated", Condition::Resolved),
-    ] {
+    for (status, want) in [("Resolved", Condition::Resolved), ("Deactivated", Condition::Resolved)] {
         v["status"] = json!(status);
         assert_eq!(ok(&v).condition, want, "{status}");
     }
-    for garbage in [
-        json!("west/../us"),
-        json!(""),
-        json!(3),
-        Value::Null,
-        json!("x".repeat(65)),
-    ] {
+    for garbage in [json!("west/../us"), json!(""), json!(3), Value::Null, json!("x".repeat(65))] {
         v["context"]["resourceRegion"] = garbage.clone();
         assert_eq!(ok(&v).region, None, "{garbage}");
     }
@@ -538,10 +449,7 @@ fn classic_alert_on_a_vm_with_display_region() {
     assert_eq!(ok(&v).rule.as_deref(), Some("rule?with?newline"));
     v["status"] = json!("Exploded");
     let e = parse_value(&v).unwrap_err();
-    assert!(
-        matches!(&e, AlertError::Invalid(m) if m.contains("/status")),
-        "{e}"
-    );
+    assert!(matches!(&e, AlertError::Invalid(m) if m.contains("/status")), "{e}");
 }
 
 #[test]
@@ -588,24 +496,14 @@ fn activity_log_variants() {
     ));
     let a = ok(&v);
     assert!(matches!(&a.targets[0], Target::Vmss(_)));
-    assert_eq!(
-        a.identity(),
-        "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb|2021-11-16T08:27:36Z"
-    );
+    assert_eq!(a.identity(), "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb|2021-11-16T08:27:36Z");
     let log = v["data"]["context"]["activityLog"].as_object_mut().unwrap();
     log.remove("eventTimestamp");
-    assert_eq!(
-        rfc3339(ok(&v).fired_at),
-        "2021-11-16T08:29:00Z",
-        "falls back to submissionTimestamp"
-    );
+    assert_eq!(rfc3339(ok(&v).fired_at), "2021-11-16T08:29:00Z", "falls back to submissionTimestamp");
     let log = v["data"]["context"]["activityLog"].as_object_mut().unwrap();
     log.remove("submissionTimestamp");
     let e = parse_value(&v).unwrap_err();
-    assert!(
-        matches!(&e, AlertError::Invalid(m) if m.contains("/data/context/activityLog/eventTimestamp")),
-        "{e}"
-    );
+    assert!(matches!(&e, AlertError::Invalid(m) if m.contains("/data/context/activityLog/eventTimestamp")), "{e}");
 }
 
 #[test]
@@ -621,39 +519,24 @@ fn refuses_what_is_not_json() {
 fn refuses_json_that_is_no_alert() {
     let cases: [(&[u8], &str); 5] = [
         (b"[]", "an array"),
-        (
-            b"[{\"schemaId\":\"azureMonitorCommonAlertSchema\"}]",
-            "an array",
-        ),
+        (b"[{\"schemaId\":\"azureMonitorCommonAlertSchema\"}]", "an array"),
         (b"{}", "empty object"),
-        (
-            b"{\"schemaId\":\"Microsoft.Insights/LogAlert\"}",
-            "enable the common alert schema",
-        ),
+        (b"{\"schemaId\":\"Microsoft.Insights/LogAlert\"}", "enable the common alert schema"),
         (b"{\"hello\":1,\"world\":2}", "\"hello\", \"world\""),
     ];
     for (body, part) in cases {
         let e = parse(body).unwrap_err();
-        assert!(
-            matches!(&e, AlertError::UnknownSchema(m) if m.contains(part)),
-            "{e}"
-        );
+        assert!(matches!(&e, AlertError::UnknownSchema(m) if m.contains(part)), "{e}");
     }
     let e = parse(b"{\"schemaId\":\"something\\u0007else\"}").unwrap_err();
-    assert!(
-        matches!(&e, AlertError::UnknownSchema(m) if m.contains("\"something?else\"")),
-        "{e}"
-    );
+    assert!(matches!(&e, AlertError::UnknownSchema(m) if m.contains("\"something?else\"")), "{e}");
 }
 
 #[test]
 fn refuses_deep_nesting_before_parsing() {
     let body = "[".repeat(10_000);
     let e = parse(body.as_bytes()).unwrap_err();
-    assert!(
-        matches!(&e, AlertError::NotJson(m) if m.contains("deeper than 64")),
-        "{e}"
-    );
+    assert!(matches!(&e, AlertError::NotJson(m) if m.contains("deeper than 64")), "{e}");
     // Brackets inside strings do not count.
     let mut v = common_vm(json!([lower_vm("vm-a")]), "Fired");
     v["data"]["customProperties"] = json!({ "k": "[".repeat(1000) });
@@ -666,8 +549,7 @@ fn nesting_limit_is_exactly_64() {
     let nested = |k: usize| {
         let mut v = common_vm(json!([lower_vm("vm-a")]), "Fired");
         let inner = format!("{}{}", "[".repeat(k), "]".repeat(k));
-        v["data"]["customProperties"] =
-            json!({ "deep": serde_json::from_str::<Value>(&inner).unwrap() });
+        v["data"]["customProperties"] = json!({ "deep": serde_json::from_str::<Value>(&inner).unwrap() });
         serde_json::to_vec(&v).unwrap()
     };
     assert!(parse(&nested(61)).is_ok());
@@ -678,10 +560,7 @@ fn nesting_limit_is_exactly_64() {
 fn one_mebibyte_strings() {
     let big = "x".repeat(1 << 20);
     let e = parse(serde_json::to_vec(&json!(big)).unwrap().as_slice()).unwrap_err();
-    assert!(
-        matches!(&e, AlertError::UnknownSchema(m) if m.contains("a string")),
-        "{e}"
-    );
+    assert!(matches!(&e, AlertError::UnknownSchema(m) if m.contains("a string")), "{e}");
 
     let mut v = common_vm(json!([format!("/subscriptions/{big}")]), "Fired");
     v["data"]["essentials"]["alertRule"] = json!(big);
@@ -692,24 +571,15 @@ fn one_mebibyte_strings() {
 
     v["data"]["essentials"]["alertId"] = json!(big);
     let e = parse_value(&v).unwrap_err();
-    assert!(
-        matches!(&e, AlertError::Invalid(m) if m.contains("/data/essentials/alertId") && m.len() < 400),
-        "{e}"
-    );
+    assert!(matches!(&e, AlertError::Invalid(m) if m.contains("/data/essentials/alertId") && m.len() < 400), "{e}");
 }
 
 #[test]
 fn refuses_common_alert_without_fire_time() {
     let mut v = common_vm(json!([lower_vm("vm-a")]), "Fired");
-    v["data"]["essentials"]
-        .as_object_mut()
-        .unwrap()
-        .remove("firedDateTime");
+    v["data"]["essentials"].as_object_mut().unwrap().remove("firedDateTime");
     let e = parse_value(&v).unwrap_err();
-    assert_eq!(
-        e,
-        AlertError::Invalid("/data/essentials/firedDateTime is missing".to_string())
-    );
+    assert_eq!(e, AlertError::Invalid("/data/essentials/firedDateTime is missing".to_string()));
     assert_eq!(e.status(), 400);
     v["data"]["essentials"]["firedDateTime"] = json!("9/7/2016 12:35:24PM");
     let e = parse_value(&v).unwrap_err();
@@ -726,30 +596,15 @@ fn refuses_known_schema_with_broken_required_fields() {
     let cases: [(&str, Value, &str); 5] = [
         ("/data", Value::Null, "/data is null, expected an object"),
         ("/data/essentials", Value::Null, "/data/essentials is null"),
-        (
-            "/data/essentials/alertId",
-            json!("  "),
-            "/data/essentials/alertId is empty",
-        ),
-        (
-            "/data/essentials/monitorCondition",
-            json!("Maybe"),
-            "/data/essentials/monitorCondition is \"Maybe\"",
-        ),
-        (
-            "/data/essentials/monitorCondition",
-            Value::Null,
-            "/data/essentials/monitorCondition is null",
-        ),
+        ("/data/essentials/alertId", json!("  "), "/data/essentials/alertId is empty"),
+        ("/data/essentials/monitorCondition", json!("Maybe"), "/data/essentials/monitorCondition is \"Maybe\""),
+        ("/data/essentials/monitorCondition", Value::Null, "/data/essentials/monitorCondition is null"),
     ];
     for (pointer, value, part) in cases {
         let mut v = common_vm(json!([lower_vm("vm-a")]), "Fired");
         *v.pointer_mut(pointer).unwrap() = value;
         let e = parse_value(&v).unwrap_err();
-        assert!(
-            matches!(&e, AlertError::Invalid(m) if m.contains(part)),
-            "{pointer}: {e}"
-        );
+        assert!(matches!(&e, AlertError::Invalid(m) if m.contains(part)), "{pointer}: {e}");
     }
 }
 

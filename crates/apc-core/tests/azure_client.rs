@@ -45,12 +45,7 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Env {
-            http: ScriptedHttp::new(),
-            kv: MemKv::new(),
-            clock: TestClock::at(T0),
-            cfg: cfg(),
-        }
+        Env { http: ScriptedHttp::new(), kv: MemKv::new(), clock: TestClock::at(T0), cfg: cfg() }
     }
     /// A fresh world whose first request will get a token.
     fn ready() -> Self {
@@ -63,26 +58,14 @@ impl Env {
         Azure::new(&self.cfg, self.world())
     }
     fn world(&self) -> World<'_> {
-        World {
-            http: &self.http,
-            kv: &self.kv,
-            clock: &self.clock,
-        }
+        World { http: &self.http, kv: &self.kv, clock: &self.clock }
     }
     /// Script one successful token request (the Entra docs sample).
     fn token_once(&self) {
-        self.http.expect(
-            Method::Post,
-            token_url(LOGIN, TENANT),
-            sample_file_response(TOKEN_OK, 200),
-        );
+        self.http.expect(Method::Post, token_url(LOGIN, TENANT), sample_file_response(TOKEN_OK, 200));
     }
     fn token_requests(&self) -> usize {
-        self.http
-            .requests()
-            .iter()
-            .filter(|r| r.url.contains("/oauth2/v2.0/token"))
-            .count()
+        self.http.requests().iter().filter(|r| r.url.contains("/oauth2/v2.0/token")).count()
     }
 }
 
@@ -91,10 +74,7 @@ fn token_url(authority: &str, tenant: &str) -> String {
 }
 
 fn sample_token() -> String {
-    sample_json(TOKEN_OK)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    sample_json(TOKEN_OK)["access_token"].as_str().unwrap().to_string()
 }
 
 fn form(req: &OutboundRequest) -> Vec<(String, String)> {
@@ -110,15 +90,11 @@ fn id(s: &str) -> ResourceId {
 }
 
 fn vm_id() -> ResourceId {
-    id(&format!(
-        "/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachines/vm1"
-    ))
+    id(&format!("/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachines/vm1"))
 }
 
 fn watcher() -> ResourceId {
-    id(&format!(
-        "/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1"
-    ))
+    id(&format!("/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1"))
 }
 
 fn capture_url(name: &str, action: Option<&str>) -> String {
@@ -129,30 +105,14 @@ fn capture_url(name: &str, action: Option<&str>) -> String {
 }
 
 fn list_url() -> String {
-    format!(
-        "{ARM}/subscriptions/{SUB}/providers/Microsoft.Network/networkWatchers?api-version=2025-07-01"
-    )
+    format!("{ARM}/subscriptions/{SUB}/providers/Microsoft.Network/networkWatchers?api-version=2025-07-01")
 }
 
 fn assert_arm_headers(req: &OutboundRequest, token: &str, with_body: bool) {
-    assert_eq!(
-        req.header("authorization"),
-        Some(format!("Bearer {token}").as_str())
-    );
+    assert_eq!(req.header("authorization"), Some(format!("Bearer {token}").as_str()));
     assert_eq!(req.header("accept"), Some("application/json"));
-    assert!(
-        req.header("user-agent")
-            .unwrap()
-            .starts_with("alert-packet-capture/")
-    );
-    assert_eq!(
-        req.header("content-type"),
-        if with_body {
-            Some("application/json")
-        } else {
-            None
-        }
-    );
+    assert!(req.header("user-agent").unwrap().starts_with("alert-packet-capture/"));
+    assert_eq!(req.header("content-type"), if with_body { Some("application/json") } else { None });
 }
 
 // ---------------------------------------------------------------- token
@@ -166,22 +126,13 @@ fn token_request_is_exact_and_the_second_call_does_not_reach_the_network() {
     assert_eq!(token.expose(), sample_token());
     let req = env.http.request(0).unwrap();
     assert_eq!(req.method, Method::Post);
-    assert_eq!(
-        req.url,
-        format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token")
-    );
-    assert_eq!(
-        req.header("content-type"),
-        Some("application/x-www-form-urlencoded")
-    );
+    assert_eq!(req.url, format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"));
+    assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
     assert_eq!(
         form(&req),
         vec![
             ("client_id".to_string(), CLIENT.to_string()),
-            (
-                "scope".to_string(),
-                "https://management.azure.com/.default".to_string()
-            ),
+            ("scope".to_string(), "https://management.azure.com/.default".to_string()),
             ("client_secret".to_string(), SECRET.to_string()),
             ("grant_type".to_string(), "client_credentials".to_string()),
         ]
@@ -200,10 +151,7 @@ fn token_request_is_exact_and_the_second_call_does_not_reach_the_network() {
 #[test]
 fn scope_follows_the_arm_endpoint_in_the_china_cloud() {
     let mut env = Env::new();
-    env.cfg = cfg_for(
-        "https://login.chinacloudapi.cn",
-        "https://management.chinacloudapi.cn",
-    );
+    env.cfg = cfg_for("https://login.chinacloudapi.cn", "https://management.chinacloudapi.cn");
     env.http.expect(
         Method::Post,
         token_url("https://login.chinacloudapi.cn", TENANT),
@@ -211,11 +159,7 @@ fn scope_follows_the_arm_endpoint_in_the_china_cloud() {
     );
     env.az().token().unwrap();
     let req = env.http.request(0).unwrap();
-    let scope = form(&req)
-        .into_iter()
-        .find(|(k, _)| k == "scope")
-        .unwrap()
-        .1;
+    let scope = form(&req).into_iter().find(|(k, _)| k == "scope").unwrap().1;
     assert_eq!(scope, "https://management.chinacloudapi.cn/.default");
     env.http.assert_done();
 }
@@ -246,11 +190,7 @@ fn cached_token_is_used_until_a_minute_before_expiry_then_refreshed() {
     // 59 s left: refreshed.
     env.clock.advance(41);
     let fresh = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"second-token-value"}"#;
-    env.http.expect(
-        Method::Post,
-        token_url(LOGIN, TENANT),
-        ScriptedHttp::json(200, fresh),
-    );
+    env.http.expect(Method::Post, token_url(LOGIN, TENANT), ScriptedHttp::json(200, fresh));
     let az = env.az();
     assert_eq!(az.token().unwrap().expose(), "second-token-value");
     assert_eq!(az.calls(), 1);
@@ -267,22 +207,12 @@ fn kv_never_holds_the_token_in_clear_and_a_rotated_secret_or_tampering_refetches
     let stored = env.kv.get_string(TOKEN_KEY).expect("token cached");
     for value in env.kv.values() {
         let text = String::from_utf8_lossy(&value);
-        assert!(
-            !text.contains(&token) && !text.contains("eyJ0eXAi") && !text.contains(SECRET),
-            "{text}"
-        );
+        assert!(!text.contains(&token) && !text.contains("eyJ0eXAi") && !text.contains(SECRET), "{text}");
     }
     let sealed: Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(sealed["expires_at"], json!(T0 + 3599));
     for k in ["nonce", "ciphertext", "tag"] {
-        assert!(
-            sealed[k]
-                .as_str()
-                .unwrap()
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit()),
-            "{k}"
-        );
+        assert!(sealed[k].as_str().unwrap().bytes().all(|c| c.is_ascii_hexdigit()), "{k}");
     }
 
     // Rotated secret: the sealed value does not open; a new token is fetched.
@@ -303,35 +233,22 @@ fn kv_never_holds_the_token_in_clear_and_a_rotated_secret_or_tampering_refetches
     // Garbage in the cache is a miss, never a panic.
     apc_core::ports::KvStore::set(&env.kv, TOKEN_KEY, b"\xff{not json").unwrap();
     env.token_once();
-    assert_eq!(
-        Azure::new(&rotated, env.world()).token().unwrap().expose(),
-        token
-    );
+    assert_eq!(Azure::new(&rotated, env.world()).token().unwrap().expose(), token);
     env.http.assert_done();
 }
 
 fn entra_failure(status: u16, body: &str) -> AzureError {
     let env = Env::new();
-    env.http.expect(
-        Method::Post,
-        token_url(LOGIN, TENANT),
-        ScriptedHttp::json(status, body),
-    );
+    env.http.expect(Method::Post, token_url(LOGIN, TENANT), ScriptedHttp::json(status, body));
     let err = env.az().token().unwrap_err();
-    assert!(
-        env.kv.get_string(TOKEN_KEY).is_none(),
-        "a failure is not cached"
-    );
+    assert!(env.kv.get_string(TOKEN_KEY).is_none(), "a failure is not cached");
     err
 }
 
 fn config_variable(err: &AzureError) -> &'static str {
     match err {
         AzureError::Config { variable, detail } => {
-            assert!(
-                !detail.contains(SECRET),
-                "detail leaks the secret: {detail}"
-            );
+            assert!(!detail.contains(SECRET), "detail leaks the secret: {detail}");
             assert!(!detail.contains('\n') && !detail.contains('\r'));
             variable
         }
@@ -342,26 +259,10 @@ fn config_variable(err: &AzureError) -> &'static str {
 #[test]
 fn entra_error_samples_name_the_variable_to_fix() {
     let cases = [
-        (
-            "token/error.AADSTS7000215.invalid_client.http401.real.json",
-            401,
-            "azure_client_secret",
-        ),
-        (
-            "token/error.AADSTS90002.invalid_tenant.real.json",
-            400,
-            "azure_tenant_id",
-        ),
-        (
-            "token/client-credentials.error.invalid_scope.entra-docs.json",
-            400,
-            "azure_arm_endpoint",
-        ),
-        (
-            "token/error.AADSTS70011.invalid_scope.with-error_uri.reference-error-codes.json",
-            400,
-            "azure_arm_endpoint",
-        ),
+        ("token/error.AADSTS7000215.invalid_client.http401.real.json", 401, "azure_client_secret"),
+        ("token/error.AADSTS90002.invalid_tenant.real.json", 400, "azure_tenant_id"),
+        ("token/client-credentials.error.invalid_scope.entra-docs.json", 400, "azure_arm_endpoint"),
+        ("token/error.AADSTS70011.invalid_scope.with-error_uri.reference-error-codes.json", 400, "azure_arm_endpoint"),
     ];
     for (file, status, variable) in cases {
         let err = entra_failure(status, &apc_core::testing::http::sample_text(file));
@@ -373,40 +274,26 @@ fn entra_error_samples_name_the_variable_to_fix() {
 #[test]
 fn synthetic_entra_errors_branch_on_codes_not_text() {
     let unknown_app = r#"{"error":"unauthorized_client","error_description":"AADSTS700016: Application with identifier 'x' was not found in the directory 'y'.\r\nTrace ID: 1","error_codes":[700016]}"#;
-    assert_eq!(
-        config_variable(&entra_failure(400, unknown_app)),
-        "azure_client_id"
-    );
+    assert_eq!(config_variable(&entra_failure(400, unknown_app)), "azure_client_id");
 
     let expired = r#"{"error":"invalid_client","error_description":"AADSTS7000222: The provided client secret keys are expired.","error_codes":[7000222]}"#;
-    assert_eq!(
-        config_variable(&entra_failure(401, expired)),
-        "azure_client_secret"
-    );
+    assert_eq!(config_variable(&entra_failure(401, expired)), "azure_client_secret");
 
     // The code decides, whatever the text says; an echoed secret is scrubbed from the detail.
     let misleading = format!(
         r#"{{"error":"invalid_request","error_description":"Tenant not found, secret was {SECRET}","error_codes":[7000215]}}"#
     );
-    assert_eq!(
-        config_variable(&entra_failure(401, &misleading)),
-        "azure_client_secret"
-    );
+    assert_eq!(config_variable(&entra_failure(401, &misleading)), "azure_client_secret");
 
     // An unknown Entra error is permanent, not a configuration guess.
-    let other = r#"{"error":"invalid_request","error_description":"AADSTS900144: missing grant_type","error_codes":[900144]}"#;
-    assert!(matches!(
-        entra_failure(400, other),
-        AzureError::Permanent { status: 400, .. }
-    ));
+    let other =
+        r#"{"error":"invalid_request","error_description":"AADSTS900144: missing grant_type","error_codes":[900144]}"#;
+    assert!(matches!(entra_failure(400, other), AzureError::Permanent { status: 400, .. }));
 
     // Entra's own outages are transient.
     assert!(entra_failure(503, "<html>busy</html>").is_retryable());
     // A 200 without a token is not a success.
-    assert!(matches!(
-        entra_failure(200, r#"{"token_type":"Bearer"}"#),
-        AzureError::Transient { .. }
-    ));
+    assert!(matches!(entra_failure(200, r#"{"token_type":"Bearer"}"#), AzureError::Transient { .. }));
 }
 
 // ---------------------------------------------------------------- VM
@@ -420,20 +307,13 @@ fn vm_get_reads_location_os_and_no_agent_from_the_compute_sample() {
     let url = format!(
         "{ARM}/subscriptions/{SUB}/resourceGroups/myResourceGroup/providers/Microsoft.Compute/virtualMachines/myVM?api-version=2025-04-01"
     );
-    env.http.expect(
-        Method::Get,
-        &url,
-        sample_response("compute/VirtualMachineGet.2025-04-01.json", 200),
-    );
+    env.http.expect(Method::Get, &url, sample_response("compute/VirtualMachineGet.2025-04-01.json", 200));
 
     let az = env.az();
     let info = az.get_vm(&vm).unwrap();
     assert_eq!(info.location, "westus");
     assert_eq!(info.os_type.as_deref(), Some("Windows"));
-    assert!(
-        !info.has_watcher_agent,
-        "the sample only has CustomScriptExtension"
-    );
+    assert!(!info.has_watcher_agent, "the sample only has CustomScriptExtension");
     assert_arm_headers(&env.http.request(1).unwrap(), &sample_token(), false);
     assert_eq!(az.calls(), 2);
     env.http.assert_done();
@@ -441,24 +321,18 @@ fn vm_get_reads_location_os_and_no_agent_from_the_compute_sample() {
 
 #[test]
 fn watcher_agent_is_found_by_publisher_and_type_whatever_its_name() {
-    let mut body: Value = serde_json::from_str(&sample_body(
-        "compute/VirtualMachineGet.2025-04-01.json",
-        200,
-    ))
-    .unwrap();
+    let mut body: Value = serde_json::from_str(&sample_body("compute/VirtualMachineGet.2025-04-01.json", 200)).unwrap();
     body["resources"].as_array_mut().unwrap().push(json!({
         "name": "my-own-name",
         "properties": {"publisher": "microsoft.azure.networkwatcher", "type": "networkwatcheragentlinux", "typeHandlerVersion": "1.4"}
     }));
     let env = Env::ready();
-    env.http
-        .route(Method::Get, ARM, ScriptedHttp::json(200, &body.to_string()));
+    env.http.route(Method::Get, ARM, ScriptedHttp::json(200, &body.to_string()));
     assert!(env.az().get_vm(&vm_id()).unwrap().has_watcher_agent);
 
     // A look-alike from another publisher does not count.
     let fake = json!({"location": "East US", "resources": [{"properties": {"publisher": "Contoso", "type": "NetworkWatcherAgentLinux"}}]});
-    env.http
-        .route(Method::Get, ARM, ScriptedHttp::json(200, &fake.to_string()));
+    env.http.route(Method::Get, ARM, ScriptedHttp::json(200, &fake.to_string()));
     let info = env.az().get_vm(&vm_id()).unwrap();
     assert!(!info.has_watcher_agent);
     assert_eq!(info.location, "eastus");
@@ -478,19 +352,13 @@ fn scale_set_and_instance_ids_get_the_scale_set() {
         "{ARM}/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss?api-version=2025-04-01"
     );
     for target in [
-        format!(
-            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss"
-        ),
+        format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss"),
         format!(
             "/subscriptions/{SUB}/resourceGroups/rg/providers/microsoft.compute/virtualmachinescalesets/ss/virtualmachines/3"
         ),
     ] {
         let env = Env::ready();
-        env.http.expect(
-            Method::Get,
-            &url,
-            ScriptedHttp::json(200, &vmss_body.to_string()),
-        );
+        env.http.expect(Method::Get, &url, ScriptedHttp::json(200, &vmss_body.to_string()));
         let info = env.az().get_vm(&id(&target)).unwrap();
         assert_eq!(info.location, "northeurope");
         assert_eq!(info.os_type.as_deref(), Some("Linux"));
@@ -503,13 +371,9 @@ fn scale_set_and_instance_ids_get_the_scale_set() {
 fn a_vm_answer_without_location_or_json_is_transient() {
     for body in ["{}", "<html>gateway</html>"] {
         let env = Env::ready();
-        env.http
-            .route(Method::Get, ARM, ScriptedHttp::json(200, body));
+        env.http.route(Method::Get, ARM, ScriptedHttp::json(200, body));
         let err = env.az().get_vm(&vm_id()).unwrap_err();
-        assert!(
-            matches!(err, AzureError::Transient { .. }),
-            "{body}: {err:?}"
-        );
+        assert!(matches!(err, AzureError::Transient { .. }), "{body}: {err:?}");
     }
 }
 
@@ -528,28 +392,13 @@ fn watcher_list_is_matched_on_location_and_every_region_is_cached() {
     let nw = az.find_watcher(SUB, "East US").unwrap();
     assert_eq!(nw, watcher());
     assert_arm_headers(&env.http.request(1).unwrap(), &sample_token(), false);
-    assert!(
-        env.kv
-            .get_string(&format!("v1:nw:{SUB}:eastus"))
-            .unwrap()
-            .contains("networkWatchers/nw1")
-    );
-    assert!(
-        env.kv
-            .get_string(&format!("v1:nw:{SUB}:westus"))
-            .unwrap()
-            .contains("networkWatchers/nw2")
-    );
+    assert!(env.kv.get_string(&format!("v1:nw:{SUB}:eastus")).unwrap().contains("networkWatchers/nw1"));
+    assert!(env.kv.get_string(&format!("v1:nw:{SUB}:westus")).unwrap().contains("networkWatchers/nw2"));
 
     // Same region again, and the other listed region: no call at all.
     let before = env.http.count();
     assert_eq!(az.find_watcher(SUB, "eastus").unwrap(), nw);
-    assert_eq!(
-        az.find_watcher(&SUB.to_uppercase(), "West US")
-            .unwrap()
-            .name(),
-        "nw2"
-    );
+    assert_eq!(az.find_watcher(&SUB.to_uppercase(), "West US").unwrap().name(), "nw2");
     assert_eq!(env.http.count(), before);
     env.http.assert_done();
 
@@ -576,10 +425,7 @@ fn region_without_watcher_is_an_actionable_permanent_error() {
     match &err {
         AzureError::Permanent { code, message, .. } => {
             assert_eq!(code, "NetworkWatcherNotFound");
-            assert!(
-                message.contains("japaneast") && message.contains("az network watcher configure"),
-                "{message}"
-            );
+            assert!(message.contains("japaneast") && message.contains("az network watcher configure"), "{message}");
         }
         other => panic!("{other:?}"),
     }
@@ -592,18 +438,15 @@ fn watcher_list_2025_sample_ids_are_refused_and_a_derived_variant_matches() {
     // The 2025-07-01 example's subscription is the literal "subid": not a valid id, so skipped.
     let file = format!("{NW}NetworkWatcherListAll.2025-07-01.json");
     let env = Env::ready();
-    env.http
-        .expect(Method::Get, list_url(), sample_response(&file, 200));
+    env.http.expect(Method::Get, list_url(), sample_response(&file, 200));
     let err = env.az().find_watcher(SUB, "westus").unwrap_err();
     assert_eq!(err.code(), Some("NetworkWatcherNotFound"));
     assert!(env.kv.keys().iter().all(|k| !k.starts_with("v1:nw:")));
 
     // The same answer with a real subscription id matches.
-    let derived =
-        sample_body(&file, 200).replace("/subscriptions/subid/", &format!("/subscriptions/{SUB}/"));
+    let derived = sample_body(&file, 200).replace("/subscriptions/subid/", &format!("/subscriptions/{SUB}/"));
     let env = Env::ready();
-    env.http
-        .expect(Method::Get, list_url(), ScriptedHttp::json(200, &derived));
+    env.http.expect(Method::Get, list_url(), ScriptedHttp::json(200, &derived));
     assert_eq!(env.az().find_watcher(SUB, "westus").unwrap().name(), "nw2");
     env.http.assert_done();
 }
@@ -631,10 +474,7 @@ fn next_link_is_followed_only_on_the_arm_host() {
     env.http.expect(
         Method::Get,
         list_url(),
-        ScriptedHttp::json(
-            200,
-            &page(&[("NetworkWatcher_eastus", "eastus")], Some(&good_next)),
-        ),
+        ScriptedHttp::json(200, &page(&[("NetworkWatcher_eastus", "eastus")], Some(&good_next))),
     );
     env.http.expect(
         Method::Get,
@@ -657,11 +497,7 @@ fn next_link_is_followed_only_on_the_arm_host() {
         "https://management.azure.com:8443/x",
     ] {
         let env = Env::ready();
-        env.http.expect(
-            Method::Get,
-            list_url(),
-            ScriptedHttp::json(200, &page(&[("nw", "eastus")], Some(hostile))),
-        );
+        env.http.expect(Method::Get, list_url(), ScriptedHttp::json(200, &page(&[("nw", "eastus")], Some(hostile))));
         let err = env.az().find_watcher(SUB, "uksouth").unwrap_err();
         assert_eq!(err.code(), Some("NetworkWatcherNotFound"), "{hostile}");
         assert_eq!(env.http.count(), 2, "{hostile} must not be followed");
@@ -673,11 +509,7 @@ fn next_link_is_followed_only_on_the_arm_host() {
 fn watcher_pages_are_bounded() {
     let env = Env::ready();
     let next = format!("{ARM}/next?api-version=2025-07-01");
-    env.http.route_always(
-        Method::Get,
-        ARM,
-        ScriptedHttp::json(200, &page(&[("nw", "eastus")], Some(&next))),
-    );
+    env.http.route_always(Method::Get, ARM, ScriptedHttp::json(200, &page(&[("nw", "eastus")], Some(&next))));
     let err = env.az().find_watcher(SUB, "westus").unwrap_err();
     assert_eq!(err.code(), Some("NetworkWatcherNotFound"));
     assert_eq!(env.http.count(), 1 + 10);
@@ -706,12 +538,8 @@ fn create_sample() -> apc_core::ports::OutboundResponse {
 #[test]
 fn create_capture_for_a_vm_with_a_storage_account() {
     let env = Env::ready();
-    env.http
-        .expect(Method::Put, capture_url("pc1", None), create_sample());
-    let created = env
-        .az()
-        .create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id())))
-        .unwrap();
+    env.http.expect(Method::Put, capture_url("pc1", None), create_sample());
+    let created = env.az().create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id()))).unwrap();
     assert_eq!(created.provisioning_state.as_deref(), Some("Updating"));
     assert_eq!(
         created.storage_path.as_deref(),
@@ -739,18 +567,14 @@ fn create_capture_for_a_vm_with_a_storage_account() {
 #[test]
 fn create_capture_with_a_file_path_only() {
     let env = Env::ready();
-    env.http
-        .expect(Method::Put, capture_url("apc-1", None), create_sample());
+    env.http.expect(Method::Put, capture_url("apc-1", None), create_sample());
     let mut p = params(Target::Vm(vm_id()));
     p.storage_account_id = None;
     p.file_path = Some("/var/captures/apc-1.cap".to_string());
     p.filters.clear();
     env.az().create_capture(&watcher(), "apc-1", &p).unwrap();
     let body = body_json(&env.http.request(1).unwrap());
-    assert_eq!(
-        body["properties"]["storageLocation"],
-        json!({"filePath": "/var/captures/apc-1.cap"})
-    );
+    assert_eq!(body["properties"]["storageLocation"], json!({"filePath": "/var/captures/apc-1.cap"}));
     assert_eq!(body["properties"]["filters"], json!([]));
     assert!(body["properties"].get("scope").is_none());
     env.http.assert_done();
@@ -759,15 +583,12 @@ fn create_capture_with_a_file_path_only() {
 #[test]
 fn create_capture_for_a_scale_set_instance_scopes_the_instance_id() {
     let env = Env::ready();
-    env.http
-        .expect(Method::Put, capture_url("pc1", None), create_sample());
+    env.http.expect(Method::Put, capture_url("pc1", None), create_sample());
     let instance = id(&format!(
         "/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss/virtualMachines/3"
     ));
     let target = Target::from_id(&instance).unwrap();
-    env.az()
-        .create_capture(&watcher(), "pc1", &params(target))
-        .unwrap();
+    env.az().create_capture(&watcher(), "pc1", &params(target)).unwrap();
     let props = body_json(&env.http.request(1).unwrap())["properties"].clone();
     assert_eq!(
         props["target"],
@@ -780,14 +601,10 @@ fn create_capture_for_a_scale_set_instance_scopes_the_instance_id() {
 
     // A whole scale set: no scope (both lists empty means every instance).
     let env = Env::ready();
-    env.http
-        .expect(Method::Put, capture_url("pc1", None), create_sample());
-    let vmss = id(&format!(
-        "/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss"
-    ));
-    env.az()
-        .create_capture(&watcher(), "pc1", &params(Target::from_id(&vmss).unwrap()))
-        .unwrap();
+    env.http.expect(Method::Put, capture_url("pc1", None), create_sample());
+    let vmss =
+        id(&format!("/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss"));
+    env.az().create_capture(&watcher(), "pc1", &params(Target::from_id(&vmss).unwrap())).unwrap();
     let props = body_json(&env.http.request(1).unwrap())["properties"].clone();
     assert_eq!(props["targetType"], json!("AzureVMSS"));
     assert!(props.get("scope").is_none());
@@ -799,11 +616,7 @@ fn create_of_an_existing_capture_reads_it_back() {
     env.http.expect(
         Method::Put,
         capture_url("pc1", None),
-        ScriptedHttp::arm_error(
-            409,
-            "PacketCaptureAlreadyExists",
-            "Packet capture pc1 already exists.",
-        ),
+        ScriptedHttp::arm_error(409, "PacketCaptureAlreadyExists", "Packet capture pc1 already exists."),
     );
     env.http.expect(
         Method::Get,
@@ -811,9 +624,7 @@ fn create_of_an_existing_capture_reads_it_back() {
         sample_response(&format!("{NW}PacketCaptureGet.2026-03-01.json"), 200),
     );
     let az = env.az();
-    let created = az
-        .create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id())))
-        .unwrap();
+    let created = az.create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id()))).unwrap();
     assert!(created.already_existed);
     assert_eq!(created.provisioning_state.as_deref(), Some("Updating"));
     assert_eq!(
@@ -825,66 +636,30 @@ fn create_of_an_existing_capture_reads_it_back() {
 
     // A 409 for something else (the capture is not there) stays an error with ARM's words.
     let env = Env::ready();
-    env.http.expect(
-        Method::Put,
-        capture_url("pc1", None),
-        ScriptedHttp::arm_error(409, "Conflict", "another thing"),
-    );
+    env.http.expect(Method::Put, capture_url("pc1", None), ScriptedHttp::arm_error(409, "Conflict", "another thing"));
     env.http.expect(
         Method::Get,
         capture_url("pc1", None),
         ScriptedHttp::arm_error(404, "ResourceNotFound", "not found"),
     );
-    let err = env
-        .az()
-        .create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id())))
-        .unwrap_err();
-    assert_eq!(
-        err,
-        AzureError::Permanent {
-            status: 409,
-            code: "Conflict".into(),
-            message: "another thing".into()
-        }
-    );
+    let err = env.az().create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id()))).unwrap_err();
+    assert_eq!(err, AzureError::Permanent { status: 409, code: "Conflict".into(), message: "another thing".into() });
 
     // 409 RetryableErrorDueToAnotherOperation: wait, no read-back.
     let env = Env::ready();
     env.http.expect(
         Method::Put,
         capture_url("pc1", None),
-        with_header(
-            ScriptedHttp::arm_error(409, "RetryableErrorDueToAnotherOperation", "busy"),
-            "Retry-After",
-            "12",
-        ),
+        with_header(ScriptedHttp::arm_error(409, "RetryableErrorDueToAnotherOperation", "busy"), "Retry-After", "12"),
     );
-    let err = env
-        .az()
-        .create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id())))
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AzureError::Throttled {
-                retry_after_secs: 12,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = env.az().create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id()))).unwrap_err();
+    assert!(matches!(err, AzureError::Throttled { retry_after_secs: 12, .. }), "{err:?}");
     env.http.assert_done();
 }
 
-fn status_from(
-    response: apc_core::ports::OutboundResponse,
-) -> (apc_core::azure::CaptureStatus, Env) {
+fn status_from(response: apc_core::ports::OutboundResponse) -> (apc_core::azure::CaptureStatus, Env) {
     let env = Env::ready();
-    env.http.expect(
-        Method::Post,
-        capture_url("pc1", Some("queryStatus")),
-        response,
-    );
+    env.http.expect(Method::Post, capture_url("pc1", Some("queryStatus")), response);
     let status = env.az().query_status(&watcher(), "pc1").unwrap();
     let req = env.http.request(1).unwrap();
     assert_arm_headers(&req, &sample_token(), false);
@@ -902,19 +677,13 @@ fn query_status_reads_every_sample() {
     assert_eq!(s.status, "Running");
     assert_eq!(s.stop_reason, None);
     assert!(s.errors.is_empty());
-    assert_eq!(
-        s.capture_start_time.as_deref(),
-        Some("2016-12-06T17:20:01.5671279Z")
-    );
+    assert_eq!(s.capture_start_time.as_deref(), Some("2016-12-06T17:20:01.5671279Z"));
 
     let (s, _) = status_from(sample_file_response(
         &format!("{NW}PacketCaptureQueryStatus.stopped-timeexceeded.rest-doc-2016-12-01.json"),
         200,
     ));
-    assert_eq!(
-        (s.status.as_str(), s.stop_reason.as_deref()),
-        ("Stopped", Some("TimeExceeded"))
-    );
+    assert_eq!((s.status.as_str(), s.stop_reason.as_deref()), ("Stopped", Some("TimeExceeded")));
 
     let (s, _) = status_from(sample_file_response(
         &format!("{NW}PacketCaptureQueryStatus.stopped-nonISO-date.rest-doc.json"),
@@ -923,20 +692,11 @@ fn query_status_reads_every_sample() {
     assert_eq!(s.status, "Stopped");
     assert_eq!(s.capture_start_time.as_deref(), Some("9/7/2016 12:35:24PM"));
 
-    let (s, _) = status_from(sample_response(
-        &format!("{NW}PacketCaptureQueryStatus.2026-07-01.json"),
-        200,
-    ));
-    assert_eq!(
-        (s.status.as_str(), s.stop_reason.as_deref()),
-        ("Stopped", Some("TimeExceeded"))
-    );
+    let (s, _) = status_from(sample_response(&format!("{NW}PacketCaptureQueryStatus.2026-07-01.json"), 200));
+    assert_eq!((s.status.as_str(), s.stop_reason.as_deref()), ("Stopped", Some("TimeExceeded")));
 
     // 202 carries the same fields and a Location (a broken one, in the sample) that is not followed.
-    let accepted = sample_response(
-        &format!("{NW}PacketCaptureQueryStatus.2026-07-01.json"),
-        202,
-    );
+    let accepted = sample_response(&format!("{NW}PacketCaptureQueryStatus.2026-07-01.json"), 202);
     assert!(accepted.header("location").is_some());
     let (s, env) = status_from(accepted);
     assert_eq!(s.status, "Stopped");
@@ -973,10 +733,7 @@ fn get_capture_reads_the_sample() {
     );
     let info = env.az().get_capture(&watcher(), "pc1").unwrap();
     assert_eq!(info.provisioning_state.as_deref(), Some("Updating"));
-    assert_eq!(
-        info.storage_path.as_deref(),
-        Some("https://mytestaccountname.blob.core.windows.net/capture/pc1.cap")
-    );
+    assert_eq!(info.storage_path.as_deref(), Some("https://mytestaccountname.blob.core.windows.net/capture/pc1.cap"));
     assert_eq!(info.file_path.as_deref(), Some("D:\\capture\\pc1.cap"));
     env.http.assert_done();
 }
@@ -990,17 +747,12 @@ fn stop_and_delete_accept_their_sample_answers_without_following_location() {
         (Method::Post, Some("stop"), sample_response(&stop, 202)),
         (Method::Delete, None, sample_response(&delete, 202)),
         (Method::Delete, None, sample_response(&delete, 204)),
-        (
-            Method::Delete,
-            None,
-            ScriptedHttp::arm_error(404, "NotFound", "gone"),
-        ),
+        (Method::Delete, None, ScriptedHttp::arm_error(404, "NotFound", "gone")),
     ];
     for (method, action, response) in cases {
         let env = Env::ready();
         let status = response.status;
-        env.http
-            .expect(method, capture_url("pc1", action), response);
+        env.http.expect(method, capture_url("pc1", action), response);
         let az = env.az();
         let result = if method == Method::Post {
             az.stop_capture(&watcher(), "pc1")
@@ -1008,11 +760,7 @@ fn stop_and_delete_accept_their_sample_answers_without_following_location() {
             az.delete_capture(&watcher(), "pc1")
         };
         assert_eq!(result, Ok(()), "{method} {status}");
-        assert_eq!(
-            env.http.count(),
-            2,
-            "{method} {status}: Location must not be followed"
-        );
+        assert_eq!(env.http.count(), 2, "{method} {status}: Location must not be followed");
         env.http.assert_done();
     }
     // Stopping a capture that is gone is reported.
@@ -1028,15 +776,11 @@ fn stop_and_delete_accept_their_sample_answers_without_following_location() {
 
 // ---------------------------------------------------------------- ARM errors
 
-fn get_capture_with(
-    response: Result<apc_core::ports::OutboundResponse, TransportError>,
-) -> AzureError {
+fn get_capture_with(response: Result<apc_core::ports::OutboundResponse, TransportError>) -> AzureError {
     let env = Env::ready();
     match response {
         Ok(r) => env.http.expect(Method::Get, capture_url("pc1", None), r),
-        Err(e) => env
-            .http
-            .expect_error(Method::Get, capture_url("pc1", None), e),
+        Err(e) => env.http.expect_error(Method::Get, capture_url("pc1", None), e),
     };
     let err = env.az().get_capture(&watcher(), "pc1").unwrap_err();
     env.http.assert_done();
@@ -1052,22 +796,15 @@ fn arm_errors_are_sorted_by_what_to_do() {
     )));
     assert_eq!(
         throttled,
-        AzureError::Throttled {
-            retry_after_secs: 17,
-            code: "TooManyRequests".into(),
-            message: "slow down".into()
-        }
+        AzureError::Throttled { retry_after_secs: 17, code: "TooManyRequests".into(), message: "slow down".into() }
     );
     assert!(throttled.is_retryable());
     assert_eq!(throttled.retry_after(), Some(17));
 
     let no_header = get_capture_with(Ok(ScriptedHttp::arm_error(429, "TooManyRequests", "")));
     assert_eq!(no_header.retry_after(), Some(30));
-    let huge = get_capture_with(Ok(with_header(
-        ScriptedHttp::arm_error(429, "TooManyRequests", ""),
-        "retry-after",
-        "999999",
-    )));
+    let huge =
+        get_capture_with(Ok(with_header(ScriptedHttp::arm_error(429, "TooManyRequests", ""), "retry-after", "999999")));
     assert_eq!(huge.retry_after(), Some(3600));
 
     let busy = get_capture_with(Ok(ScriptedHttp::arm_error(
@@ -1075,38 +812,13 @@ fn arm_errors_are_sorted_by_what_to_do() {
         "RetryableErrorDueToAnotherOperation",
         "Operation is in progress",
     )));
-    assert!(matches!(
-        busy,
-        AzureError::Throttled {
-            retry_after_secs: 30,
-            ..
-        }
-    ));
+    assert!(matches!(busy, AzureError::Throttled { retry_after_secs: 30, .. }));
 
-    let e500 = get_capture_with(Ok(ScriptedHttp::arm_error(
-        500,
-        "InternalServerError",
-        "oops",
-    )));
-    assert!(matches!(
-        e500,
-        AzureError::Transient {
-            retry_after_secs: None,
-            ..
-        }
-    ));
-    let e503 = get_capture_with(Ok(with_header(
-        ScriptedHttp::json(503, "<html>unavailable</html>"),
-        "Retry-After",
-        "5",
-    )));
-    assert_eq!(
-        e503,
-        AzureError::Transient {
-            detail: "ARM 503 HTTP503: ".into(),
-            retry_after_secs: Some(5)
-        }
-    );
+    let e500 = get_capture_with(Ok(ScriptedHttp::arm_error(500, "InternalServerError", "oops")));
+    assert!(matches!(e500, AzureError::Transient { retry_after_secs: None, .. }));
+    let e503 =
+        get_capture_with(Ok(with_header(ScriptedHttp::json(503, "<html>unavailable</html>"), "Retry-After", "5")));
+    assert_eq!(e503, AzureError::Transient { detail: "ARM 503 HTTP503: ".into(), retry_after_secs: Some(5) });
     let timeout = get_capture_with(Err(TransportError::Timeout));
     assert!(matches!(timeout, AzureError::Transient { .. }) && timeout.is_retryable());
     let broken = get_capture_with(Err(TransportError::Connection("reset".into())));
@@ -1118,48 +830,24 @@ fn arm_errors_are_sorted_by_what_to_do() {
         "The client 'x' with object id 'y' does not have authorization to perform action 'Microsoft.Network/networkWatchers/packetCaptures/read' over scope '/subscriptions/z' or the scope is invalid.",
     )));
     match &forbidden {
-        AzureError::Permanent {
-            status: 403,
-            code,
-            message,
-        } => {
+        AzureError::Permanent { status: 403, code, message } => {
             assert_eq!(code, "AuthorizationFailed");
-            assert!(message.starts_with("the service principal lacks the role action Microsoft.Network/networkWatchers/packetCaptures/read"));
+            assert!(message.starts_with(
+                "the service principal lacks the role action Microsoft.Network/networkWatchers/packetCaptures/read"
+            ));
         }
         other => panic!("{other:?}"),
     }
     assert!(!forbidden.is_retryable());
-    assert!(
-        forbidden
-            .summary()
-            .starts_with("ARM 403 AuthorizationFailed: ")
-    );
+    assert!(forbidden.summary().starts_with("ARM 403 AuthorizationFailed: "));
 
-    let missing = get_capture_with(Ok(ScriptedHttp::arm_error(
-        404,
-        "ResourceNotFound",
-        "no capture",
-    )));
-    assert_eq!(
-        missing,
-        AzureError::NotFound {
-            code: "ResourceNotFound".into(),
-            message: "no capture".into()
-        }
-    );
+    let missing = get_capture_with(Ok(ScriptedHttp::arm_error(404, "ResourceNotFound", "no capture")));
+    assert_eq!(missing, AzureError::NotFound { code: "ResourceNotFound".into(), message: "no capture".into() });
 
-    let bad = get_capture_with(Ok(ScriptedHttp::arm_error(
-        400,
-        "InvalidRequestFormat",
-        &"x\n".repeat(2000),
-    )));
+    let bad = get_capture_with(Ok(ScriptedHttp::arm_error(400, "InvalidRequestFormat", &"x\n".repeat(2000))));
     let summary = bad.summary();
     assert!(summary.starts_with("ARM 400 InvalidRequestFormat: x x"));
-    assert!(
-        !summary.contains('\n') && summary.chars().count() < 700,
-        "{}",
-        summary.len()
-    );
+    assert!(!summary.contains('\n') && summary.chars().count() < 700, "{}", summary.len());
 
     let unreadable = get_capture_with(Ok(ScriptedHttp::json(200, "not json")));
     assert!(matches!(unreadable, AzureError::Transient { .. }));
@@ -1176,10 +864,7 @@ fn a_401_refreshes_the_token_once_and_retries() {
     env.http.expect(
         Method::Post,
         token_url(LOGIN, TENANT),
-        ScriptedHttp::json(
-            200,
-            r#"{"token_type":"Bearer","expires_in":3599,"access_token":"fresh"}"#,
-        ),
+        ScriptedHttp::json(200, r#"{"token_type":"Bearer","expires_in":3599,"access_token":"fresh"}"#),
     );
     env.http.expect(
         Method::Get,
@@ -1190,21 +875,13 @@ fn a_401_refreshes_the_token_once_and_retries() {
     az.get_capture(&watcher(), "pc1").unwrap();
     assert_eq!(env.token_requests(), 2);
     assert_eq!(az.calls(), 4);
-    assert_eq!(
-        env.http.request(3).unwrap().header("authorization"),
-        Some("Bearer fresh")
-    );
+    assert_eq!(env.http.request(3).unwrap().header("authorization"), Some("Bearer fresh"));
     env.http.assert_done();
 
     // A second 401 is not retried again.
     let env = Env::ready();
-    env.http.route_always(
-        Method::Get,
-        ARM,
-        ScriptedHttp::arm_error(401, "InvalidAuthenticationToken", "no"),
-    );
-    env.http
-        .route(Method::Post, LOGIN, sample_file_response(TOKEN_OK, 200));
+    env.http.route_always(Method::Get, ARM, ScriptedHttp::arm_error(401, "InvalidAuthenticationToken", "no"));
+    env.http.route(Method::Post, LOGIN, sample_file_response(TOKEN_OK, 200));
     let err = env.az().get_capture(&watcher(), "pc1").unwrap_err();
     assert!(matches!(err, AzureError::Permanent { status: 401, .. }));
     assert_eq!(env.token_requests(), 2);
@@ -1214,22 +891,9 @@ fn a_401_refreshes_the_token_once_and_retries() {
 #[test]
 fn denied_hosts_name_the_variable() {
     let env = Env::ready();
-    env.http.expect_error(
-        Method::Get,
-        capture_url("pc1", None),
-        TransportError::Denied("management.azure.com".into()),
-    );
+    env.http.expect_error(Method::Get, capture_url("pc1", None), TransportError::Denied("management.azure.com".into()));
     let err = env.az().get_capture(&watcher(), "pc1").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AzureError::Config {
-                variable: "azure_arm_endpoint",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, AzureError::Config { variable: "azure_arm_endpoint", .. }), "{err:?}");
     assert!(!err.is_retryable());
 
     let env = Env::new();
@@ -1246,12 +910,6 @@ fn denied_hosts_name_the_variable() {
 fn unscripted_calls_fail_clearly_and_are_recorded() {
     let env = Env::new();
     let err = env.az().token().unwrap_err();
-    assert!(
-        matches!(&err, AzureError::Transient { detail, .. } if detail.contains("unscripted POST")),
-        "{err:?}"
-    );
-    assert_eq!(
-        env.http.unscripted(),
-        vec![format!("POST {}", token_url(LOGIN, TENANT))]
-    );
+    assert!(matches!(&err, AzureError::Transient { detail, .. } if detail.contains("unscripted POST")), "{err:?}");
+    assert_eq!(env.http.unscripted(), vec![format!("POST {}", token_url(LOGIN, TENANT))]);
 }

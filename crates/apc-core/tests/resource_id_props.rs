@@ -15,13 +15,7 @@ struct Generated {
 fn recase(word: &str, mask: u64) -> String {
     word.chars()
         .enumerate()
-        .map(|(i, c)| {
-            if (mask >> (i % 64)) & 1 == 1 {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
+        .map(|(i, c)| if (mask >> (i % 64)) & 1 == 1 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
         .collect()
 }
 
@@ -32,8 +26,7 @@ fn guid() -> impl Strategy<Value = String> {
 /// Resource group and resource names: the ASCII subset ARM ids may hold, no `..`, no dot at
 /// either end.
 fn name() -> impl Strategy<Value = String> {
-    "[A-Za-z0-9_()-]([A-Za-z0-9_().-]{0,20}[A-Za-z0-9_()-])?"
-        .prop_filter("no '..'", |s| !s.contains(".."))
+    "[A-Za-z0-9_()-]([A-Za-z0-9_().-]{0,20}[A-Za-z0-9_()-])?".prop_filter("no '..'", |s| !s.contains(".."))
 }
 
 fn namespace() -> impl Strategy<Value = String> {
@@ -45,14 +38,7 @@ fn namespace() -> impl Strategy<Value = String> {
 
 fn resource_type() -> impl Strategy<Value = String> {
     prop_oneof![
-        (
-            select(vec![
-                "virtualMachines",
-                "virtualMachineScaleSets",
-                "extensions"
-            ]),
-            any::<u64>()
-        )
+        (select(vec!["virtualMachines", "virtualMachineScaleSets", "extensions"]), any::<u64>())
             .prop_map(|(t, m)| recase(t, m)),
         "[A-Za-z][A-Za-z0-9]{0,15}",
     ]
@@ -60,37 +46,27 @@ fn resource_type() -> impl Strategy<Value = String> {
 
 /// Valid ids, with keywords and subscription in random case.
 fn valid_id() -> impl Strategy<Value = Generated> {
-    (
-        guid(),
-        name(),
-        namespace(),
-        prop::collection::vec((resource_type(), name()), 1..=3),
-        any::<u64>(),
-    )
-        .prop_map(|(sub, rg, ns, pairs, mask)| {
+    (guid(), name(), namespace(), prop::collection::vec((resource_type(), name()), 1..=3), any::<u64>()).prop_map(
+        |(sub, rg, ns, pairs, mask)| {
             let mut text = format!(
                 "/{}/{sub}/{}/{rg}/{}/{ns}",
                 recase("subscriptions", mask),
                 recase("resourceGroups", mask >> 13),
                 recase("providers", mask >> 29),
             );
-            let mut canonical = format!(
-                "/subscriptions/{}/resourceGroups/{rg}/providers/{ns}",
-                sub.to_ascii_lowercase()
-            );
+            let mut canonical =
+                format!("/subscriptions/{}/resourceGroups/{rg}/providers/{ns}", sub.to_ascii_lowercase());
             for (t, n) in &pairs {
                 text.push_str(&format!("/{t}/{n}"));
                 canonical.push_str(&format!("/{t}/{n}"));
             }
             Generated { text, canonical }
-        })
+        },
+    )
 }
 
 fn segments(id: &str) -> Vec<String> {
-    id.trim_start_matches('/')
-        .split('/')
-        .map(str::to_string)
-        .collect()
+    id.trim_start_matches('/').split('/').map(str::to_string).collect()
 }
 
 fn join(segs: &[String]) -> String {
@@ -103,9 +79,7 @@ fn forbidden() -> impl Strategy<Value = String> {
         select(vec!["..", "?", "#", "%", "@", "//", "%2F", "\\", " "]).prop_map(str::to_string),
         (0u8..0x20).prop_map(|b| char::from(b).to_string()),
         Just("\u{7f}".to_string()),
-        any::<char>()
-            .prop_filter("non-ASCII", |c| !c.is_ascii())
-            .prop_map(String::from),
+        any::<char>().prop_filter("non-ASCII", |c| !c.is_ascii()).prop_map(String::from),
     ]
 }
 
@@ -246,30 +220,17 @@ proptest! {
 /// Check the URL's shape and return its path: the path holds no `?` or `#`, every `%` starts a
 /// `%XX` escape, and the query is exactly the (escaped) api-version.
 fn check_url<'a>(url: &'a str, endpoint: &str, version: &str) -> &'a str {
-    let rest = url
-        .strip_prefix(endpoint)
-        .expect("starts with the endpoint");
+    let rest = url.strip_prefix(endpoint).expect("starts with the endpoint");
     let (path, query) = rest.split_once('?').expect("has a query");
-    assert!(
-        !path.contains('#') && !query.contains('#') && !query.contains('?'),
-        "{url}"
-    );
+    assert!(!path.contains('#') && !query.contains('#') && !query.contains('?'), "{url}");
     for part in [path, query] {
-        assert!(
-            part.is_ascii() && !part.bytes().any(|b| b.is_ascii_control() || b == b' '),
-            "{url}"
-        );
+        assert!(part.is_ascii() && !part.bytes().any(|b| b.is_ascii_control() || b == b' '), "{url}");
         let b = part.as_bytes();
         for (i, _) in part.match_indices('%') {
-            assert!(
-                b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit(),
-                "bare % in {url}"
-            );
+            assert!(b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit(), "bare % in {url}");
         }
     }
-    let v = query
-        .strip_prefix("api-version=")
-        .expect("api-version query");
+    let v = query.strip_prefix("api-version=").expect("api-version query");
     assert_eq!(percent_decode(v), version);
     path
 }
@@ -294,27 +255,19 @@ fn percent_decode(s: &str) -> String {
 /// The three target shapes, built with random casing, and the expected variant (0 VM, 1 scale
 /// set, 2 scale-set instance).
 fn target_shape() -> impl Strategy<Value = (String, usize, String)> {
-    (
-        guid(),
-        name(),
-        name(),
-        "[0-9]{1,4}",
-        0usize..3,
-        any::<u64>(),
-    )
-        .prop_map(|(sub, rg, n, inst, shape, mask)| {
-            let ns = recase("Microsoft.Compute", mask);
-            let vm = recase("virtualMachines", mask >> 17);
-            let ss = recase("virtualMachineScaleSets", mask >> 32);
-            let tail = match shape {
-                0 => format!("{vm}/{n}"),
-                1 => format!("{ss}/{n}"),
-                _ => format!("{ss}/{n}/{vm}/{inst}"),
-            };
-            let id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}/{tail}");
-            let display = if shape == 2 { format!("{n}_{inst}") } else { n };
-            (id, shape, display)
-        })
+    (guid(), name(), name(), "[0-9]{1,4}", 0usize..3, any::<u64>()).prop_map(|(sub, rg, n, inst, shape, mask)| {
+        let ns = recase("Microsoft.Compute", mask);
+        let vm = recase("virtualMachines", mask >> 17);
+        let ss = recase("virtualMachineScaleSets", mask >> 32);
+        let tail = match shape {
+            0 => format!("{vm}/{n}"),
+            1 => format!("{ss}/{n}"),
+            _ => format!("{ss}/{n}/{vm}/{inst}"),
+        };
+        let id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}/{tail}");
+        let display = if shape == 2 { format!("{n}_{inst}") } else { n };
+        (id, shape, display)
+    })
 }
 
 proptest! {

@@ -62,21 +62,14 @@ pub enum AzureError {
 impl AzureError {
     /// True when trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            AzureError::Throttled { .. } | AzureError::Transient { .. }
-        )
+        matches!(self, AzureError::Throttled { .. } | AzureError::Transient { .. })
     }
 
     /// Seconds to wait before retrying, when Azure said.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            AzureError::Throttled {
-                retry_after_secs, ..
-            } => Some(*retry_after_secs),
-            AzureError::Transient {
-                retry_after_secs, ..
-            } => *retry_after_secs,
+            AzureError::Throttled { retry_after_secs, .. } => Some(*retry_after_secs),
+            AzureError::Transient { retry_after_secs, .. } => *retry_after_secs,
             _ => None,
         }
     }
@@ -97,20 +90,13 @@ impl AzureError {
     }
 
     pub(crate) fn transient(detail: impl Into<String>) -> Self {
-        AzureError::Transient {
-            detail: detail.into(),
-            retry_after_secs: None,
-        }
+        AzureError::Transient { detail: detail.into(), retry_after_secs: None }
     }
 }
 
 /// Text on one line (control characters become spaces), cut to `max` characters.
 pub(crate) fn one_line(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect();
+    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect();
     if s.chars().count() > max {
         out.push('…');
     }
@@ -120,23 +106,16 @@ pub(crate) fn one_line(s: &str, max: usize) -> String {
 /// Seconds from a Retry-After header (delta-seconds form). An HTTP date or garbage gives the
 /// default; the value is capped.
 pub(crate) fn retry_after_header(resp: &OutboundResponse) -> Option<u64> {
-    resp.header("retry-after").map(|v| {
-        v.trim()
-            .parse::<u64>()
-            .unwrap_or(DEFAULT_RETRY_AFTER_SECS)
-            .min(MAX_RETRY_AFTER_SECS)
-    })
+    resp.header("retry-after")
+        .map(|v| v.trim().parse::<u64>().unwrap_or(DEFAULT_RETRY_AFTER_SECS).min(MAX_RETRY_AFTER_SECS))
 }
 
 /// ARM's `{"error":{"code","message"}}` (or a bare `{"code","message"}`), leniently.
 pub(crate) fn arm_code_and_message(resp: &OutboundResponse) -> (String, String) {
-    let v: serde_json::Value =
-        serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null);
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null);
     let err = v.get("error").filter(|e| e.is_object()).unwrap_or(&v);
     let text = |k: &str| err.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    let code = text("code")
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| format!("HTTP{}", resp.status));
+    let code = text("code").filter(|c| !c.is_empty()).unwrap_or_else(|| format!("HTTP{}", resp.status));
     let message = text("message").unwrap_or_default();
     (one_line(&code, 100), one_line(&message, MAX_MESSAGE_CHARS))
 }
@@ -145,9 +124,7 @@ pub(crate) fn arm_code_and_message(resp: &OutboundResponse) -> (String, String) 
 pub(crate) fn from_arm_response(resp: &OutboundResponse) -> AzureError {
     let (code, message) = arm_code_and_message(resp);
     let status = resp.status;
-    if status == 429
-        || (status == 409 && code.eq_ignore_ascii_case("RetryableErrorDueToAnotherOperation"))
-    {
+    if status == 429 || (status == 409 && code.eq_ignore_ascii_case("RetryableErrorDueToAnotherOperation")) {
         return AzureError::Throttled {
             retry_after_secs: retry_after_header(resp).unwrap_or(DEFAULT_RETRY_AFTER_SECS),
             code,
@@ -165,20 +142,15 @@ pub(crate) fn from_arm_response(resp: &OutboundResponse) -> AzureError {
     }
     let message = if code.eq_ignore_ascii_case("AuthorizationFailed") {
         match missing_action(&message) {
-            Some(action) => one_line(
-                &format!("the service principal lacks the role action {action}. {message}"),
-                MAX_MESSAGE_CHARS,
-            ),
+            Some(action) => {
+                one_line(&format!("the service principal lacks the role action {action}. {message}"), MAX_MESSAGE_CHARS)
+            }
             None => message,
         }
     } else {
         message
     };
-    AzureError::Permanent {
-        status,
-        code,
-        message,
-    }
+    AzureError::Permanent { status, code, message }
 }
 
 /// The action named in ARM's AuthorizationFailed message ("… perform action 'X' over scope …").
@@ -204,13 +176,11 @@ pub(crate) fn from_transport(err: &TransportError, variable_if_denied: &'static 
             ),
         },
         TransportError::Timeout => AzureError::transient("outbound request timed out"),
-        TransportError::Connection(why) => AzureError::transient(one_line(
-            &format!("connection failed: {why}"),
-            MAX_MESSAGE_CHARS,
-        )),
-        TransportError::Other(why) => AzureError::transient(one_line(
-            &format!("transport error: {why}"),
-            MAX_MESSAGE_CHARS,
-        )),
+        TransportError::Connection(why) => {
+            AzureError::transient(one_line(&format!("connection failed: {why}"), MAX_MESSAGE_CHARS))
+        }
+        TransportError::Other(why) => {
+            AzureError::transient(one_line(&format!("transport error: {why}"), MAX_MESSAGE_CHARS))
+        }
     }
 }

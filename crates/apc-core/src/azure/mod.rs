@@ -12,9 +12,7 @@ mod token;
 use std::cell::Cell;
 
 pub use error::{AzureError, DEFAULT_RETRY_AFTER_SECS, MAX_MESSAGE_CHARS, MAX_RETRY_AFTER_SECS};
-pub use model::{
-    CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInfo, normalize_location,
-};
+pub use model::{CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInfo, normalize_location};
 pub use token::{TOKEN_KEY, TOKEN_MARGIN_SECS};
 
 use crate::config::AzureConfig;
@@ -37,11 +35,7 @@ pub struct Azure<'a> {
 impl<'a> Azure<'a> {
     /// A client over `world`'s HTTP, key-value store and clock.
     pub fn new(cfg: &'a AzureConfig, world: World<'a>) -> Self {
-        Azure {
-            cfg,
-            world,
-            calls: Cell::new(0),
-        }
+        Azure { cfg, world, calls: Cell::new(0) }
     }
 
     /// Outbound HTTP requests made through this client so far (token requests included).

@@ -72,10 +72,7 @@ pub struct CaptureInfo {
 
 /// `"West US"` → `westus`: ARM locations compared without case or white space.
 pub fn normalize_location(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
+    s.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
 }
 
 /// A string at a JSON path, if it is one and not empty.
@@ -109,10 +106,7 @@ pub(crate) fn parse_vm(body: &Value, scale_set: bool) -> Option<VmInfo> {
     }
     let (os_type, extensions): (Option<String>, Vec<&Value>) = if scale_set {
         let profile = &["properties", "virtualMachineProfile"];
-        let os = string_at(
-            body,
-            &[profile[0], profile[1], "storageProfile", "osDisk", "osType"],
-        );
+        let os = string_at(body, &[profile[0], profile[1], "storageProfile", "osDisk", "osType"]);
         let exts = body
             .pointer("/properties/virtualMachineProfile/extensionProfile/extensions")
             .and_then(Value::as_array)
@@ -123,18 +117,10 @@ pub(crate) fn parse_vm(body: &Value, scale_set: bool) -> Option<VmInfo> {
         let os = string_at(body, &["properties", "storageProfile", "osDisk", "osType"]);
         // A VM GET lists its extensions in `resources[]`; newer answers may also carry them in
         // `properties.instanceView` only when asked, so `resources` is what we read.
-        let exts = body
-            .get("resources")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
+        let exts = body.get("resources").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
         (os, exts)
     };
-    Some(VmInfo {
-        location,
-        os_type,
-        has_watcher_agent: extensions.into_iter().any(is_watcher_agent),
-    })
+    Some(VmInfo { location, os_type, has_watcher_agent: extensions.into_iter().any(is_watcher_agent) })
 }
 
 /// Read a capture resource body (PUT or GET answer).
@@ -152,15 +138,7 @@ pub(crate) fn parse_status(body: &Value) -> Option<CaptureStatus> {
     let errors = body
         .get("packetCaptureError")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    e.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| e.to_string())
-                })
-                .collect()
-        })
+        .map(|a| a.iter().map(|e| e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string())).collect())
         .unwrap_or_default();
     let capture_start_time = match body.get("captureStartTime") {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -168,10 +146,5 @@ pub(crate) fn parse_status(body: &Value) -> Option<CaptureStatus> {
         Some(Value::String(_)) => None,
         Some(other) => Some(other.to_string()),
     };
-    Some(CaptureStatus {
-        status,
-        stop_reason: string_at(body, &["stopReason"]),
-        errors,
-        capture_start_time,
-    })
+    Some(CaptureStatus { status, stop_reason: string_at(body, &["stopReason"]), errors, capture_start_time })
 }

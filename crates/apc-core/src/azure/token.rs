@@ -26,11 +26,7 @@ const MAC_TAG: &[u8] = b"apc/v1/token-mac";
 const NONCE_TAG: &[u8] = b"apc/v1/token-nonce";
 
 /// The tenant is one path segment: encode everything but unreserved characters.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Sealed {
@@ -70,10 +66,7 @@ impl Azure<'_> {
             return None;
         }
         let plain = self.keystream_xor(&nonce, &ciphertext);
-        String::from_utf8(plain)
-            .ok()
-            .filter(|t| !t.is_empty())
-            .map(Secret::new)
+        String::from_utf8(plain).ok().filter(|t| !t.is_empty()).map(Secret::new)
     }
 
     /// Ask Entra ID for a new token and cache it.
@@ -86,10 +79,7 @@ impl Azure<'_> {
         );
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("client_id", &cfg.client_id)
-            .append_pair(
-                "scope",
-                &format!("{}/.default", cfg.arm_endpoint.trim_end_matches('/')),
-            )
+            .append_pair("scope", &format!("{}/.default", cfg.arm_endpoint.trim_end_matches('/')))
             .append_pair("client_secret", cfg.client_secret.expose())
             .append_pair("grant_type", "client_credentials")
             .finish();
@@ -97,29 +87,19 @@ impl Azure<'_> {
             method: Method::Post,
             url,
             headers: vec![
-                (
-                    "content-type".to_string(),
-                    "application/x-www-form-urlencoded".to_string(),
-                ),
+                ("content-type".to_string(), "application/x-www-form-urlencoded".to_string()),
                 ("accept".to_string(), "application/json".to_string()),
                 ("user-agent".to_string(), super::USER_AGENT.to_string()),
             ],
             body: body.into_bytes(),
         };
-        let resp = self
-            .send(&request)
-            .map_err(|e| from_transport(&e, "azure_authority_host"))?;
+        let resp = self.send(&request).map_err(|e| from_transport(&e, "azure_authority_host"))?;
         let json: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
 
         if (200..300).contains(&resp.status) {
-            let token = json
-                .get("access_token")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty());
+            let token = json.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty());
             let Some(token) = token else {
-                return Err(AzureError::transient(
-                    "Entra ID answered without an access_token",
-                ));
+                return Err(AzureError::transient("Entra ID answered without an access_token"));
             };
             // `expires_in` is a number in v2.0 answers and a string in some older ones.
             let expires_in = match json.get("expires_in") {
@@ -139,11 +119,7 @@ impl Azure<'_> {
     /// Sort an Entra ID error: configuration problems name the variable to fix. Branches on
     /// `error` and `error_codes` only, never on the description text.
     fn entra_error(&self, status: u16, json: &Value, retry_after: Option<u64>) -> AzureError {
-        let error = json
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let error = json.get("error").and_then(Value::as_str).unwrap_or("").to_string();
         let codes: Vec<i64> = json
             .get("error_codes")
             .and_then(Value::as_array)
@@ -154,11 +130,7 @@ impl Azure<'_> {
         if status == 429 {
             return AzureError::Throttled {
                 retry_after_secs: retry_after.unwrap_or(super::error::DEFAULT_RETRY_AFTER_SECS),
-                code: if error.is_empty() {
-                    "HTTP429".to_string()
-                } else {
-                    error
-                },
+                code: if error.is_empty() { "HTTP429".to_string() } else { error },
                 message: "Entra ID throttled the token request".to_string(),
             };
         }
@@ -184,11 +156,7 @@ impl Azure<'_> {
                 _ => None,
             }
         };
-        let codes_text = codes
-            .iter()
-            .map(|c| format!("AADSTS{c}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let codes_text = codes.iter().map(|c| format!("AADSTS{c}")).collect::<Vec<_>>().join(",");
         let what = match variable {
             Some("azure_client_secret") => {
                 "the client secret is wrong or expired; create a new one and set azure_client_secret"
@@ -199,29 +167,18 @@ impl Azure<'_> {
             Some("azure_tenant_id") => {
                 "the tenant was not found; check azure_tenant_id and the cloud (azure_authority_host)"
             }
-            Some(_) => {
-                "the token scope is not valid; azure_arm_endpoint must be the ARM endpoint of the cloud"
-            }
+            Some(_) => "the token scope is not valid; azure_arm_endpoint must be the ARM endpoint of the cloud",
             None => "Entra ID refused the token request",
         };
-        let description = json
-            .get("error_description")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let description = json.get("error_description").and_then(Value::as_str).unwrap_or("");
         // The first line of the description is for a person; later lines are trace ids.
         let first = description.split(['\r', '\n']).next().unwrap_or("");
-        let detail = self.scrub(&format!(
-            "{what} (Entra {status} {error} {codes_text}): {first}"
-        ));
+        let detail = self.scrub(&format!("{what} (Entra {status} {error} {codes_text}): {first}"));
         match variable {
             Some(variable) => AzureError::Config { variable, detail },
             None => AzureError::Permanent {
                 status,
-                code: if error.is_empty() {
-                    format!("HTTP{status}")
-                } else {
-                    one_line(&error, 100)
-                },
+                code: if error.is_empty() { format!("HTTP{status}") } else { one_line(&error, 100) },
                 message: detail,
             },
         }
@@ -230,11 +187,7 @@ impl Azure<'_> {
     /// One line, cut, with the client secret removed should any answer echo it.
     fn scrub(&self, s: &str) -> String {
         let secret = self.cfg.client_secret.expose();
-        let s = if secret.is_empty() {
-            s.to_string()
-        } else {
-            s.replace(secret, "<redacted>")
-        };
+        let s = if secret.is_empty() { s.to_string() } else { s.replace(secret, "<redacted>") };
         one_line(&s, MAX_MESSAGE_CHARS)
     }
 
@@ -246,12 +199,7 @@ impl Azure<'_> {
         let nonce = h.finalize()[..16].to_vec();
         let ciphertext = self.keystream_xor(&nonce, token.as_bytes());
         let tag = self.mac(&nonce, expires_at, &ciphertext);
-        let sealed = Sealed {
-            expires_at,
-            nonce: to_hex(&nonce),
-            ciphertext: to_hex(&ciphertext),
-            tag: to_hex(&tag),
-        };
+        let sealed = Sealed { expires_at, nonce: to_hex(&nonce), ciphertext: to_hex(&ciphertext), tag: to_hex(&tag) };
         if let Ok(value) = serde_json::to_vec(&sealed) {
             // A KV failure only costs a token request next time.
             let _ = self.world.kv.set(TOKEN_KEY, &value);
@@ -312,10 +260,7 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
-        .collect()
+    s.as_bytes().chunks(2).map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)).collect()
 }
 
 #[cfg(test)]

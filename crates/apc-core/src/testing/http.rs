@@ -67,72 +67,37 @@ impl ScriptedHttp {
     }
 
     /// Expect, next in order, `method url` exactly, and answer `response`.
-    pub fn expect(
-        &self,
-        method: Method,
-        url: impl Into<String>,
-        response: OutboundResponse,
-    ) -> &Self {
+    pub fn expect(&self, method: Method, url: impl Into<String>, response: OutboundResponse) -> &Self {
         self.push_expectation(method, url.into(), Answer::Response(response))
     }
 
     /// Expect, next in order, `method url` exactly, and fail it with `error`.
-    pub fn expect_error(
-        &self,
-        method: Method,
-        url: impl Into<String>,
-        error: TransportError,
-    ) -> &Self {
+    pub fn expect_error(&self, method: Method, url: impl Into<String>, error: TransportError) -> &Self {
         self.push_expectation(method, url.into(), Answer::Error(error))
     }
 
     fn push_expectation(&self, method: Method, url: String, answer: Answer) -> &Self {
-        self.expected.borrow_mut().push_back(Expectation {
-            method,
-            url,
-            answer,
-        });
+        self.expected.borrow_mut().push_back(Expectation { method, url, answer });
         self
     }
 
     /// Answer one request whose method is `method` and whose URL starts with `prefix`.
-    pub fn route(
-        &self,
-        method: Method,
-        prefix: impl Into<String>,
-        response: OutboundResponse,
-    ) -> &Self {
+    pub fn route(&self, method: Method, prefix: impl Into<String>, response: OutboundResponse) -> &Self {
         self.push_route(method, prefix.into(), Answer::Response(response), false)
     }
 
     /// Answer every request whose method is `method` and whose URL starts with `prefix`.
-    pub fn route_always(
-        &self,
-        method: Method,
-        prefix: impl Into<String>,
-        response: OutboundResponse,
-    ) -> &Self {
+    pub fn route_always(&self, method: Method, prefix: impl Into<String>, response: OutboundResponse) -> &Self {
         self.push_route(method, prefix.into(), Answer::Response(response), true)
     }
 
     /// Fail one request matching `method` and `prefix` with `error`.
-    pub fn route_error(
-        &self,
-        method: Method,
-        prefix: impl Into<String>,
-        error: TransportError,
-    ) -> &Self {
+    pub fn route_error(&self, method: Method, prefix: impl Into<String>, error: TransportError) -> &Self {
         self.push_route(method, prefix.into(), Answer::Error(error), false)
     }
 
     fn push_route(&self, method: Method, prefix: String, answer: Answer, always: bool) -> &Self {
-        self.routes.borrow_mut().push(Route {
-            method,
-            prefix,
-            answer,
-            always,
-            used: false,
-        });
+        self.routes.borrow_mut().push(Route { method, prefix, answer, always, used: false });
         self
     }
 
@@ -158,11 +123,7 @@ impl ScriptedHttp {
 
     /// Ordered expectations not yet consumed, as `"METHOD url"`.
     pub fn pending(&self) -> Vec<String> {
-        self.expected
-            .borrow()
-            .iter()
-            .map(|e| format!("{} {}", e.method, e.url))
-            .collect()
+        self.expected.borrow().iter().map(|e| format!("{} {}", e.method, e.url)).collect()
     }
 
     /// Forget the recorded requests (the script stays).
@@ -185,21 +146,14 @@ impl ScriptedHttp {
     pub fn json(status: u16, body: &str) -> OutboundResponse {
         OutboundResponse {
             status,
-            headers: vec![(
-                "content-type".to_string(),
-                "application/json; charset=utf-8".to_string(),
-            )],
+            headers: vec![("content-type".to_string(), "application/json; charset=utf-8".to_string())],
             body: body.as_bytes().to_vec(),
         }
     }
 
     /// A response without a body.
     pub fn empty(status: u16) -> OutboundResponse {
-        OutboundResponse {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        OutboundResponse { status, headers: Vec::new(), body: Vec::new() }
     }
 
     /// An ARM error response `{"error":{"code","message"}}`.
@@ -219,11 +173,8 @@ impl HttpClient for ScriptedHttp {
     fn send(&self, request: &OutboundRequest) -> Result<OutboundResponse, TransportError> {
         self.log.borrow_mut().push(request.clone());
 
-        let head_matches = self
-            .expected
-            .borrow()
-            .front()
-            .is_some_and(|e| e.method == request.method && e.url == request.url);
+        let head_matches =
+            self.expected.borrow().front().is_some_and(|e| e.method == request.method && e.url == request.url);
         if head_matches {
             let e = self.expected.borrow_mut().pop_front();
             if let Some(e) = e {
@@ -232,11 +183,9 @@ impl HttpClient for ScriptedHttp {
         }
 
         let mut routes = self.routes.borrow_mut();
-        let hit = routes.iter_mut().find(|r| {
-            r.method == request.method
-                && request.url.starts_with(&r.prefix)
-                && (r.always || !r.used)
-        });
+        let hit = routes
+            .iter_mut()
+            .find(|r| r.method == request.method && request.url.starts_with(&r.prefix) && (r.always || !r.used));
         if let Some(route) = hit {
             route.used = true;
             return route.answer.produce();
@@ -244,11 +193,7 @@ impl HttpClient for ScriptedHttp {
         drop(routes);
 
         let what = format!("{} {}", request.method, request.url);
-        let next = self
-            .expected
-            .borrow()
-            .front()
-            .map(|e| format!("{} {}", e.method, e.url));
+        let next = self.expected.borrow().front().map(|e| format!("{} {}", e.method, e.url));
         self.unscripted.borrow_mut().push(what.clone());
         Err(TransportError::Other(match next {
             Some(n) => format!("unscripted {what} (next expected: {n})"),
@@ -267,14 +212,12 @@ pub fn samples_dir() -> PathBuf {
 /// when the file is missing, naming it.
 pub fn sample_text(rel: &str) -> String {
     let path = samples_dir().join(rel);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read sample {}: {e}", path.display()))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read sample {}: {e}", path.display()))
 }
 
 /// A sample file parsed as JSON.
 pub fn sample_json(rel: &str) -> serde_json::Value {
-    serde_json::from_str(&sample_text(rel))
-        .unwrap_or_else(|e| panic!("sample {rel} is not JSON: {e}"))
+    serde_json::from_str(&sample_text(rel)).unwrap_or_else(|e| panic!("sample {rel} is not JSON: {e}"))
 }
 
 /// `responses.<status>.body` of an x-ms-examples sample, serialised (empty when the example has
@@ -306,10 +249,7 @@ pub fn sample_response(rel: &str, status: u16) -> OutboundResponse {
     };
     if let Some(serde_json::Value::Object(headers)) = entry.get("headers") {
         for (k, v) in headers {
-            let v = v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
+            let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
             response.headers.push((k.clone(), v));
         }
     }

@@ -1,0 +1,387 @@
+//! Following captures across invocations (SPEC §7): the state machine.
+//!
+//! [`step`] is a pure-ish function of a record, the clock and the Azure client: it performs at
+//! most the Azure calls one step needs and returns the new record. [`advance_due`] and
+//! [`advance_one`] load records, run a step and write them back with compare-and-swap.
+
+use crate::azure::{Azure, AzureError, CaptureParams};
+use crate::config::Config;
+use crate::notify;
+use crate::ports::{UnixSeconds, World};
+use crate::record::{CaptureRecord, State};
+use crate::resource_id::{ResourceId, Target};
+use crate::store::{self, Change, Index, IndexEntry, StoreError, VmState};
+
+/// Everything a step needs.
+pub struct Ctx<'a> {
+    /// Configuration.
+    pub cfg: &'a Config,
+    /// Ports.
+    pub world: World<'a>,
+    /// The Azure client (its caches live in the KV store).
+    pub azure: Azure<'a>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context over `world`.
+    pub fn new(cfg: &'a Config, world: World<'a>) -> Self {
+        Ctx { cfg, world, azure: Azure::new(&cfg.azure, world) }
+    }
+    /// Now.
+    pub fn now(&self) -> UnixSeconds {
+        self.world.clock.now()
+    }
+}
+
+/// Longest wait between two status checks of a running capture.
+pub const CHECK_INTERVAL: i64 = 30;
+
+/// Exponential back-off: 30 s, 60 s, 120 s … capped at an hour; `Retry-After` wins when longer.
+pub fn backoff(attempts: u32, retry_after: Option<u64>) -> i64 {
+    let exp = 30i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(10)).min(3600);
+    exp.max(retry_after.unwrap_or(0).min(3600) as i64)
+}
+
+fn target_of(rec: &CaptureRecord) -> Option<Target> {
+    ResourceId::parse(&rec.vm).ok().as_ref().and_then(Target::from_id)
+}
+
+fn params(rec: &CaptureRecord, target: Target) -> Result<CaptureParams, String> {
+    let storage_account_id = match &rec.spec.storage_account_id {
+        Some(s) => Some(ResourceId::parse(s).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok(CaptureParams {
+        target,
+        time_limit_seconds: rec.spec.time_limit_seconds,
+        bytes_per_packet: rec.spec.bytes_per_packet,
+        bytes_per_session: rec.spec.bytes_per_session,
+        filters: rec.spec.filters.clone(),
+        storage_account_id,
+        file_path: rec.spec.file_path.clone(),
+    })
+}
+
+/// A failed Azure call on a capture: retry later when safe and attempts remain, else fail.
+fn on_error(ctx: &Ctx, rec: &mut CaptureRecord, what: &str, e: &AzureError, count_attempt: bool) {
+    let now = ctx.now();
+    rec.push_error(format!("{what}: {}", e.summary()));
+    let retry = e.is_retryable() || matches!(e, AzureError::Config { .. });
+    if retry && (!count_attempt || rec.attempts < ctx.cfg.max_attempts) {
+        rec.next_check_at = Some(now + backoff(rec.attempts.max(1), e.retry_after()));
+    } else {
+        if retry {
+            rec.push_error(format!("gave up after {} attempts", rec.attempts));
+        }
+        rec.finish(State::Failed, now);
+    }
+}
+
+/// Try (again) to create the capture in Azure.
+fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String>) {
+    let now = ctx.now();
+    let Some(target) = target_of(rec) else {
+        rec.push_error("the stored target id is not a VM or scale set");
+        rec.finish(State::Failed, now);
+        return;
+    };
+    rec.attempts += 1;
+    let location = match rec.location.clone().or(known_location) {
+        Some(l) => l,
+        None => match ctx.azure.get_vm(target.capture_target()) {
+            Ok(vm) => vm.location,
+            Err(e) => return on_error(ctx, rec, "reading the VM", &e, true),
+        },
+    };
+    rec.location = Some(location.clone());
+    let sub = target.capture_target().subscription().to_string();
+    let watcher = match ctx.azure.find_watcher(&sub, &location) {
+        Ok(w) => w,
+        Err(e) => return on_error(ctx, rec, "finding the Network Watcher", &e, true),
+    };
+    rec.watcher = Some(watcher.to_string());
+    let p = match params(rec, target) {
+        Ok(p) => p,
+        Err(why) => {
+            rec.push_error(format!("stored parameters are invalid: {why}"));
+            return rec.finish(State::Failed, now);
+        }
+    };
+    match ctx.azure.create_capture(&watcher, &rec.name, &p) {
+        Ok(created) => {
+            rec.state = State::Running;
+            rec.started_at = Some(now);
+            rec.azure_status = Some("NotStarted".to_string());
+            if created.storage_path.is_some() {
+                rec.storage_path = created.storage_path;
+            }
+            rec.next_check_at = Some(now + CHECK_INTERVAL.min(i64::from(rec.spec.time_limit_seconds)));
+        }
+        Err(e) => {
+            if matches!(e, AzureError::NotFound { .. }) {
+                // The cached watcher may be gone: look it up again next time.
+                ctx.azure.forget_watcher(&sub, &location);
+                rec.watcher = None;
+                rec.push_error(format!("creating the capture: {}", e.summary()));
+                if rec.attempts < ctx.cfg.max_attempts {
+                    rec.next_check_at = Some(now + backoff(rec.attempts, None));
+                } else {
+                    rec.finish(State::Failed, now);
+                }
+                return;
+            }
+            on_error(ctx, rec, "creating the capture", &e, true)
+        }
+    }
+}
+
+/// Read the final file location, then mark the record succeeded.
+fn succeed(ctx: &Ctx, rec: &mut CaptureRecord, watcher: &ResourceId) {
+    match ctx.azure.get_capture(watcher, &rec.name) {
+        Ok(info) => {
+            if info.storage_path.is_some() {
+                rec.storage_path = info.storage_path;
+            }
+            if info.file_path.is_some() {
+                rec.file_path = info.file_path;
+            }
+        }
+        // The capture stopped; not knowing the path is worth a line, not a failure.
+        Err(e) => rec.push_error(format!("reading the capture's file location: {}", e.summary())),
+    }
+    rec.finish(State::Succeeded, ctx.now());
+}
+
+/// Check a running capture's status; stop it when it overstays its limit.
+fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
+    let now = ctx.now();
+    let Some(watcher) = rec.watcher.as_deref().and_then(|w| ResourceId::parse(w).ok()) else {
+        rec.push_error("no Network Watcher recorded for a running capture");
+        return rec.finish(State::Failed, now);
+    };
+    let started = rec.started_at.unwrap_or(rec.created_at);
+    let deadline = started + i64::from(rec.spec.time_limit_seconds);
+    let watchdog = deadline + i64::from(ctx.cfg.capture_grace_seconds);
+    let status = match ctx.azure.query_status(&watcher, &rec.name) {
+        Ok(s) => s,
+        Err(AzureError::NotFound { code, message }) => {
+            rec.push_error(format!("the capture disappeared from Azure ({code}: {message})"));
+            return rec.finish(State::Failed, now);
+        }
+        Err(e) if e.is_retryable() || matches!(e, AzureError::Config { .. }) => {
+            rec.push_error(format!("checking status: {}", e.summary()));
+            rec.next_check_at = Some(now + backoff(1, e.retry_after()));
+            return;
+        }
+        Err(e) => {
+            rec.push_error(format!("checking status: {}", e.summary()));
+            return rec.finish(State::Failed, now);
+        }
+    };
+    rec.azure_status = Some(status.status.clone());
+    if status.stop_reason.is_some() {
+        rec.stop_reason = status.stop_reason.clone();
+    }
+    match status.status.as_str() {
+        "Stopped" if status.errors.is_empty() => succeed(ctx, rec, &watcher),
+        "Stopped" | "Error" => {
+            let errs = if status.errors.is_empty() { "no detail".to_string() } else { status.errors.join(", ") };
+            rec.push_error(format!("Azure reported the capture as {} ({errs})", status.status));
+            rec.finish(State::Failed, now);
+        }
+        _ if now >= watchdog => match ctx.azure.stop_capture(&watcher, &rec.name) {
+            Ok(()) => {
+                rec.stop_reason = Some("TimedOutByResponder".to_string());
+                succeed(ctx, rec, &watcher);
+            }
+            Err(e) => {
+                rec.push_error(format!("stopping the overdue capture: {}", e.summary()));
+                rec.next_check_at = Some(now + backoff(1, e.retry_after()));
+            }
+        },
+        // Still going: look again soon, and no later than the moment it should stop.
+        _ => {
+            let next = if now < deadline {
+                (now + CHECK_INTERVAL).min(deadline)
+            } else {
+                (now + CHECK_INTERVAL).min(watchdog)
+            };
+            rec.next_check_at = Some(next.max(now + 1));
+        }
+    }
+}
+
+/// Notify and clean up a finished record; `next_check_at` becomes `None` when all is done.
+fn step_terminal(ctx: &Ctx, rec: &mut CaptureRecord) {
+    let now = ctx.now();
+    let mut pending = false;
+    if let Some(url) = &ctx.cfg.notify_url
+        && !rec.notified
+        && rec.notify_attempts < ctx.cfg.max_attempts
+    {
+        rec.notify_attempts += 1;
+        match notify::deliver(ctx.world.http, url, rec, ctx.cfg.notify_format) {
+            Ok(()) => {
+                rec.notified = true;
+                rec.notify_error = None;
+            }
+            Err(e) => {
+                rec.notify_error = Some(if rec.notify_attempts >= ctx.cfg.max_attempts {
+                    format!("{e}; gave up after {} attempts", rec.notify_attempts)
+                } else {
+                    e.to_string()
+                });
+                pending = rec.notify_attempts < ctx.cfg.max_attempts;
+            }
+        }
+    }
+    if ctx.cfg.delete_finished_captures
+        && !rec.azure_deleted
+        && rec.started_at.is_some()
+        && let Some(watcher) = rec.watcher.as_deref().and_then(|w| ResourceId::parse(w).ok())
+    {
+        match ctx.azure.delete_capture(&watcher, &rec.name) {
+            Ok(()) => rec.azure_deleted = true,
+            Err(e) => {
+                rec.push_error(format!("deleting the finished capture resource: {}", e.summary()));
+                pending |= e.is_retryable();
+            }
+        }
+    }
+    rec.next_check_at = pending.then(|| now + backoff(rec.notify_attempts.max(1), None));
+}
+
+/// One step of the state machine. A record that becomes terminal is notified in the same step.
+pub fn step(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String>) {
+    match rec.state {
+        State::Queued => step_queued(ctx, rec, known_location),
+        State::Running => step_running(ctx, rec),
+        _ => {}
+    }
+    if rec.state.is_terminal() && rec.next_check_at.is_some() {
+        step_terminal(ctx, rec);
+    }
+    rec.updated_at = ctx.now();
+}
+
+/// Write an advanced record back. If another request changed it meanwhile: keep alerts it
+/// attached, and give way when it advanced the record itself.
+pub fn write_back(
+    ctx: &Ctx,
+    original: &CaptureRecord,
+    advanced: &CaptureRecord,
+) -> Result<Option<CaptureRecord>, StoreError> {
+    store::update::<CaptureRecord, _>(ctx.world.kv, &store::record_key(&original.id), |cur| match cur {
+        None => Change::Keep,
+        Some(fresh) if fresh == *original => Change::Put(advanced.clone()),
+        Some(fresh)
+            if fresh.state == original.state
+                && fresh.attempts == original.attempts
+                && fresh.notify_attempts == original.notify_attempts =>
+        {
+            let mut merged = advanced.clone();
+            for a in &fresh.alert_ids {
+                merged.attach_alert(a);
+            }
+            merged.alert_ids_dropped = merged.alert_ids_dropped.max(fresh.alert_ids_dropped);
+            Change::Put(merged)
+        }
+        Some(_) => Change::Keep,
+    })
+}
+
+/// Release the VM claim of a record that is no longer active, and remember the region.
+pub fn release_vm(ctx: &Ctx, rec: &CaptureRecord) -> Result<(), StoreError> {
+    let key = store::vm_key(&rec.vm_key);
+    store::update::<VmState, _>(ctx.world.kv, &key, |vm| {
+        let mut vm = vm.unwrap_or_default();
+        let mut changed = false;
+        if rec.state.is_terminal() && vm.active.as_deref() == Some(rec.id.as_str()) {
+            vm.active = None;
+            changed = true;
+        }
+        if rec.location.is_some() && vm.location != rec.location {
+            vm.location = rec.location.clone();
+            changed = true;
+        }
+        if changed { Change::Put(vm) } else { Change::Keep }
+    })?;
+    Ok(())
+}
+
+/// Advance one record by id if it is due (or `force`). Returns the record as stored, the
+/// index entry to commit, and whether a step ran.
+pub fn advance_one(ctx: &Ctx, id: &str, force: bool) -> Result<Option<(CaptureRecord, bool)>, StoreError> {
+    let Some(original) = store::read::<CaptureRecord>(ctx.world.kv, &store::record_key(id))? else {
+        return Ok(None);
+    };
+    let now = ctx.now();
+    let due = original.next_check_at.is_some_and(|t| t <= now);
+    if !due && !force {
+        return Ok(Some((original, false)));
+    }
+    let known_location = if original.state == State::Queued && original.location.is_none() {
+        store::read::<VmState>(ctx.world.kv, &store::vm_key(&original.vm_key))?.and_then(|v| v.location)
+    } else {
+        None
+    };
+    let mut rec = original.clone();
+    step(ctx, &mut rec, known_location);
+    let stored = write_back(ctx, &original, &rec)?.unwrap_or(rec);
+    if stored.state != original.state || stored.location != original.location {
+        release_vm(ctx, &stored)?;
+    }
+    Ok(Some((stored, true)))
+}
+
+/// What a poll did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollReport {
+    /// Records advanced.
+    pub advanced: usize,
+    /// Records still due afterwards.
+    pub due: usize,
+    /// The earliest future check.
+    pub next_check_at: Option<UnixSeconds>,
+}
+
+/// Advance up to `poll_batch` due records (except `skip`), then commit the index once.
+pub fn advance_due(ctx: &Ctx, skip: &[String]) -> Result<PollReport, StoreError> {
+    let now = ctx.now();
+    let index = Index::load(ctx.world.kv)?;
+    let mut changed: Vec<IndexEntry> = Vec::new();
+    let mut advanced = 0;
+    for id in index.due(now, ctx.cfg.poll_batch as usize + skip.len()) {
+        if skip.contains(&id) || advanced >= ctx.cfg.poll_batch as usize {
+            continue;
+        }
+        match advance_one(ctx, &id, false)? {
+            Some((rec, ran)) => {
+                advanced += usize::from(ran);
+                changed.push(IndexEntry::of(&rec));
+            }
+            // Indexed but gone (evicted by another request): drop the stale entry.
+            None => changed.push(IndexEntry {
+                id: id.clone(),
+                state: State::Failed,
+                created_at: 0,
+                due_at: None,
+                finished_at: Some(0),
+                vm_key: String::new(),
+            }),
+        }
+    }
+    let index = if changed.is_empty() {
+        index
+    } else {
+        store::commit_index(ctx.world.kv, &changed, now, ctx.cfg.max_records as usize, retention(ctx.cfg))?;
+        Index::load(ctx.world.kv)?
+    };
+    let (due, next_check_at) = index.due_summary(ctx.now());
+    Ok(PollReport { advanced, due, next_check_at })
+}
+
+/// The retention horizon in seconds.
+pub fn retention(cfg: &Config) -> i64 {
+    i64::from(cfg.retention_hours) * 3600
+}

@@ -1,0 +1,517 @@
+//! The HTTP interface (SPEC §2): routing, authentication, answers and problem+json errors.
+//!
+//! [`handle`] is a function from a plain request and the ports to a plain response plus the
+//! request's log line; the Spin adapter only converts types around it.
+
+use std::cell::Cell;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::advance::{self, Ctx};
+use crate::alert::{self, Condition};
+use crate::config::{Config, Problem, Secret, WebhookAuth};
+use crate::intake::{self, Decision};
+use crate::ports::{HttpClient, OutboundRequest, OutboundResponse, TransportError, Variables, World, find_header};
+use crate::record::{CaptureRecord, State};
+use crate::resource_id::Target;
+use crate::store::{self, Index, IndexEntry, StoreError};
+use crate::timefmt::rfc3339;
+
+/// Largest accepted request body (SPEC §2).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// An incoming request, already read by the adapter (the body at most [`MAX_BODY`] bytes).
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// Path below the component's route, starting with `/`.
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// Headers; names compared case-insensitively.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The body was longer than [`MAX_BODY`] and was not read whole.
+    pub body_too_large: bool,
+    /// An id for the log line.
+    pub request_id: String,
+}
+
+/// The answer, and the log line that describes the request (SPEC §11).
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// JSON body.
+    pub body: Vec<u8>,
+    /// Log fields (the adapter adds the duration and prints one JSON line).
+    pub log: Value,
+}
+
+/// Counts outbound calls for the log line and the §12 budgets.
+struct CountingHttp<'a> {
+    inner: &'a dyn HttpClient,
+    calls: Cell<u32>,
+}
+
+impl HttpClient for CountingHttp<'_> {
+    fn send(&self, request: &OutboundRequest) -> Result<OutboundResponse, TransportError> {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.send(request)
+    }
+}
+
+/// Facts gathered while handling, for the log line.
+#[derive(Default)]
+struct LogFacts {
+    alert_id: Option<String>,
+    capture_ids: Vec<String>,
+    vms: Vec<String>,
+}
+
+const PROBLEM_BASE: &str = "tag:alert-packet-capture,2026:problem/";
+
+fn json_response(status: u16, body: Value) -> ApiResponse {
+    ApiResponse {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+        log: Value::Null,
+    }
+}
+
+/// An RFC 9457 problem answer.
+pub fn problem(status: u16, slug: &str, title: &str, detail: impl Into<String>) -> ApiResponse {
+    let mut r = json_response(
+        status,
+        json!({"type": format!("{PROBLEM_BASE}{slug}"), "title": title, "status": status, "detail": detail.into()}),
+    );
+    r.headers[0].1 = "application/problem+json".into();
+    r
+}
+
+fn with_extra(mut r: ApiResponse, key: &str, value: Value) -> ApiResponse {
+    if let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(&r.body) {
+        m.insert(key.to_string(), value);
+        r.body = serde_json::to_vec(&m).unwrap_or_default();
+    }
+    r
+}
+
+fn config_problem(problems: &[Problem]) -> ApiResponse {
+    let names: Vec<&str> = problems.iter().map(|p| p.variable).collect();
+    with_extra(
+        problem(
+            500,
+            "configuration",
+            "Configuration error",
+            format!("The component is not configured correctly; fix these Spin variables: {}", names.join(", ")),
+        ),
+        "problems",
+        json!(problems),
+    )
+}
+
+fn store_problem(e: &StoreError) -> ApiResponse {
+    match e {
+        StoreError::Corrupt(_) => problem(500, "store-corrupt", "Stored data unreadable", e.to_string()),
+        _ => {
+            let mut r = problem(
+                503,
+                "store-unavailable",
+                "Key-value store unavailable",
+                "The key-value store could not be used; nothing was left half done. Retry later.",
+            );
+            r.headers.push(("retry-after".into(), "10".into()));
+            r
+        }
+    }
+}
+
+/// Constant-time check of `candidate` against every key (hashing first equalises lengths).
+pub fn key_matches(candidate: &str, keys: &[Secret]) -> bool {
+    let c = Sha256::digest(candidate.trim().as_bytes());
+    let mut ok = Choice::from(0);
+    for k in keys {
+        ok |= Sha256::digest(k.expose().as_bytes()).ct_eq(&c);
+    }
+    ok.into()
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn authenticated(req: &ApiRequest, auth: &WebhookAuth) -> bool {
+    match auth {
+        WebhookAuth::InsecureNoAuth => true,
+        WebhookAuth::Keys(keys) => {
+            let candidate =
+                find_header(&req.headers, "x-api-key").map(str::to_string).or_else(|| query_param(&req.query, "code"));
+            candidate.is_some_and(|c| key_matches(&c, keys))
+        }
+    }
+}
+
+fn is_json_content_type(req: &ApiRequest) -> bool {
+    find_header(&req.headers, "content-type").is_some_and(|ct| {
+        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    })
+}
+
+fn healthz(vars: &dyn Variables) -> ApiResponse {
+    let problems = match Config::load(vars) {
+        Ok(_) => Vec::new(),
+        Err(p) => p,
+    };
+    json_response(
+        200,
+        json!({
+            "status": if problems.is_empty() { "ok" } else { "degraded" },
+            "version": env!("CARGO_PKG_VERSION"),
+            "problems": problems,
+        }),
+    )
+}
+
+/// Handle one request.
+pub fn handle(req: &ApiRequest, vars: &dyn Variables, world: World) -> ApiResponse {
+    let counting = CountingHttp { inner: world.http, calls: Cell::new(0) };
+    let world = World { http: &counting, ..world };
+    let mut facts = LogFacts::default();
+    let route = route_name(&req.method, &req.path);
+    let resp = dispatch(req, vars, world, &mut facts);
+    let level = if resp.status >= 500 {
+        "error"
+    } else if resp.status >= 400 {
+        "warn"
+    } else {
+        "info"
+    };
+    let log = json!({
+        "time": rfc3339(world.clock.now()),
+        "level": level,
+        "route": route,
+        "method": req.method,
+        "status": resp.status,
+        "request_id": req.request_id,
+        "alert_id": facts.alert_id,
+        "capture_ids": facts.capture_ids,
+        "vm": facts.vms,
+        "outbound_calls": counting.calls.get(),
+    });
+    ApiResponse { log, ..resp }
+}
+
+fn route_name(method: &str, path: &str) -> String {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segs.as_slice()) {
+        (_, ["captures", _]) => format!("{method} /captures/{{id}}"),
+        (_, ["captures", _, "stop"]) => format!("{method} /captures/{{id}}/stop"),
+        _ if path.len() <= 64 && path.bytes().all(|c| c.is_ascii_graphic()) => format!("{method} {path}"),
+        _ => format!("{method} (other)"),
+    }
+}
+
+fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut LogFacts) -> ApiResponse {
+    let path = req.path.trim_end_matches('/');
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method.as_str();
+    let known = matches!(
+        segs.as_slice(),
+        ["healthz"] | ["alerts"] | ["poll"] | ["captures"] | ["captures", _] | ["captures", _, "stop"]
+    );
+    if !known {
+        return problem(
+            404,
+            "not-found",
+            "Not found",
+            "No such route. Routes: POST /alerts, POST /poll, GET /captures, GET /captures/{id}, POST /captures/{id}/stop, GET /healthz.",
+        );
+    }
+    let allowed = match segs.as_slice() {
+        ["healthz"] | ["captures"] | ["captures", _] => "GET",
+        _ => "POST",
+    };
+    if method != allowed {
+        let mut r = problem(405, "method-not-allowed", "Method not allowed", format!("Use {allowed} on this route."));
+        r.headers.push(("allow".into(), allowed.into()));
+        return r;
+    }
+    if segs == ["healthz"] {
+        return healthz(vars);
+    }
+    let cfg = match Config::load(vars) {
+        Ok(c) => c,
+        Err(problems) => {
+            // Fail closed, but only tell an unauthenticated caller that something is wrong.
+            return config_problem(&problems);
+        }
+    };
+    if !authenticated(req, &cfg.auth) {
+        return problem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            "A valid key is required: pass it as the `code` query parameter or the `x-api-key` header.",
+        );
+    }
+    let ctx = Ctx::new(&cfg, world);
+    let result = match segs.as_slice() {
+        ["alerts"] => post_alerts(&ctx, req, facts),
+        ["poll"] => poll(&ctx),
+        ["captures"] => list(&ctx, req),
+        ["captures", id] => get_one(&ctx, id, facts),
+        ["captures", id, "stop"] => stop(&ctx, id, facts),
+        _ => unreachable_route(),
+    };
+    result.unwrap_or_else(|e| store_problem(&e))
+}
+
+fn unreachable_route() -> Result<ApiResponse, StoreError> {
+    Ok(problem(404, "not-found", "Not found", "No such route."))
+}
+
+fn capture_summary(r: &CaptureRecord) -> Value {
+    json!({"id": r.id, "vm": r.vm, "state": r.state.as_str(), "status_url": format!("/captures/{}", r.id)})
+}
+
+fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
+    if req.body_too_large {
+        return Ok(problem(413, "too-large", "Body too large", "Alert payloads are at most 1 MiB."));
+    }
+    if !is_json_content_type(req) {
+        return Ok(problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Send the alert as application/json (Azure Monitor action groups do).",
+        ));
+    }
+    let alert = match alert::parse(&req.body) {
+        Ok(a) => a,
+        Err(e) => return Ok(problem(e.status(), "bad-alert", "Not an alert we understand", e.to_string())),
+    };
+    facts.alert_id = Some(alert.alert_id.clone());
+    let rejected: Vec<Value> =
+        alert.rejected_targets.iter().map(|(id, why)| json!({"id": id, "reason": why})).collect();
+    if alert.condition == Condition::Resolved {
+        return Ok(json_response(
+            200,
+            json!({"ignored": "resolved", "alert_id": alert.alert_id, "schema": alert.schema.as_str()}),
+        ));
+    }
+    if alert.targets.is_empty() {
+        return Ok(with_extra(
+            problem(
+                422,
+                "no-vm-target",
+                "No VM target",
+                "The alert fired on no virtual machine or scale set, so there is nothing to capture on.",
+            ),
+            "rejected_targets",
+            json!(rejected),
+        ));
+    }
+    let (targets, outside): (Vec<Target>, Vec<Target>) = alert.targets.iter().cloned().partition(|t| {
+        ctx.cfg.allowed_scopes.is_empty() || ctx.cfg.allowed_scopes.iter().any(|s| t.capture_target().is_within(s))
+    });
+    if targets.is_empty() {
+        let ids: Vec<String> = outside.iter().map(Target::id_string).collect();
+        return Ok(with_extra(
+            problem(
+                422,
+                "outside-allowed-scopes",
+                "Target outside allowed scopes",
+                "Every target of the alert lies outside allowed_scopes; no capture was started.",
+            ),
+            "targets",
+            json!(ids),
+        ));
+    }
+    let outcomes = intake::handle_alert(ctx, &alert, &targets)?;
+    let mut captures = Vec::new();
+    let mut results = Vec::new();
+    let mut warnings = Vec::new();
+    for o in &outcomes {
+        facts.capture_ids.push(o.record.id.clone());
+        facts.vms.push(o.record.vm.clone());
+        let decision = match o.decision {
+            Decision::Started => "started",
+            Decision::Duplicate => "duplicate",
+            Decision::Coalesced => "coalesced",
+            Decision::SkippedLimit => "skipped",
+        };
+        results.push(json!({"vm": o.record.vm, "decision": decision, "capture": capture_summary(&o.record)}));
+        captures.push(capture_summary(&o.record));
+        warnings.extend(o.record.warnings.iter().cloned());
+    }
+    let started = outcomes.iter().any(|o| o.decision == Decision::Started && o.record.state != State::Skipped);
+    let mut body = json!({
+        "alert_id": alert.alert_id,
+        "schema": alert.schema.as_str(),
+        "captures": captures,
+        "results": results,
+        "warnings": warnings,
+        "rejected_targets": rejected,
+        "outside_allowed_scopes": outside.iter().map(Target::id_string).collect::<Vec<_>>(),
+    });
+    let all = |d: Decision| outcomes.iter().all(|o| o.decision == d);
+    if all(Decision::Duplicate) {
+        body["duplicate"] = json!(true);
+    }
+    if outcomes.iter().any(|o| o.decision == Decision::Coalesced) {
+        body["coalesced"] = json!(true);
+    }
+    if outcomes.iter().any(|o| o.decision == Decision::SkippedLimit) {
+        body["skipped"] = json!("limit");
+    }
+    // Advance other due captures too, so a busy webhook also keeps things moving (SPEC §7).
+    let handled: Vec<String> = outcomes.iter().map(|o| o.record.id.clone()).collect();
+    if let Err(e) = advance::advance_due(ctx, &handled) {
+        // The alert is recorded; a failed poll is retried by the next invocation.
+        body["poll_error"] = json!(e.to_string());
+    }
+    Ok(json_response(if started { 202 } else { 200 }, body))
+}
+
+fn poll(ctx: &Ctx) -> Result<ApiResponse, StoreError> {
+    let report = advance::advance_due(ctx, &[])?;
+    Ok(json_response(
+        200,
+        json!({"advanced": report.advanced, "due": report.due, "next_check_at": report.next_check_at.map(rfc3339)}),
+    ))
+}
+
+fn list(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, StoreError> {
+    let state = match query_param(&req.query, "state") {
+        None => None,
+        Some(s) => match State::parse(&s) {
+            Some(st) => Some(st),
+            None => {
+                return Ok(problem(
+                    400,
+                    "bad-query",
+                    "Bad query",
+                    "state must be queued, running, succeeded, failed or skipped.",
+                ));
+            }
+        },
+    };
+    let limit = match query_param(&req.query, "limit") {
+        None => 50,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=500).contains(&n) => n,
+            _ => return Ok(problem(400, "bad-query", "Bad query", "limit must be a whole number from 1 to 500.")),
+        },
+    };
+    let index = Index::load(ctx.world.kv)?;
+    let mut entries: Vec<&IndexEntry> = index.entries.iter().filter(|e| state.is_none_or(|s| e.state == s)).collect();
+    entries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+    let total = entries.len();
+    let mut captures = Vec::new();
+    for e in entries.into_iter().take(limit) {
+        if let Some(r) = store::read::<CaptureRecord>(ctx.world.kv, &store::record_key(&e.id))? {
+            captures.push(r.view());
+        }
+    }
+    Ok(json_response(200, json!({"captures": captures, "total": total})))
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 80 && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+}
+
+fn not_found(id: &str) -> ApiResponse {
+    let shown: String = id.chars().take(80).filter(|c| c.is_ascii_graphic()).collect();
+    problem(
+        404,
+        "capture-not-found",
+        "Capture not found",
+        format!("No capture record named {shown}; it may have been removed after retention_hours."),
+    )
+}
+
+fn commit_one(ctx: &Ctx, rec: &CaptureRecord) -> Result<(), StoreError> {
+    store::commit_index(
+        ctx.world.kv,
+        &[IndexEntry::of(rec)],
+        ctx.now(),
+        ctx.cfg.max_records as usize,
+        advance::retention(ctx.cfg),
+    )?;
+    Ok(())
+}
+
+fn get_one(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
+    if !valid_id(id) {
+        return Ok(not_found(id));
+    }
+    match advance::advance_one(ctx, id, false)? {
+        None => Ok(not_found(id)),
+        Some((rec, ran)) => {
+            if ran {
+                commit_one(ctx, &rec)?;
+            }
+            facts.capture_ids.push(rec.id.clone());
+            facts.vms.push(rec.vm.clone());
+            Ok(json_response(200, rec.view()))
+        }
+    }
+}
+
+fn stop(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
+    if !valid_id(id) {
+        return Ok(not_found(id));
+    }
+    let Some(original) = store::read::<CaptureRecord>(ctx.world.kv, &store::record_key(id))? else {
+        return Ok(not_found(id));
+    };
+    facts.capture_ids.push(original.id.clone());
+    facts.vms.push(original.vm.clone());
+    if original.state.is_terminal() {
+        return Ok(problem(
+            409,
+            "not-running",
+            "Capture not running",
+            format!("Capture {} is already {}.", original.id, original.state.as_str()),
+        ));
+    }
+    let mut rec = original.clone();
+    let watcher = rec.watcher.as_deref().and_then(|w| crate::resource_id::ResourceId::parse(w).ok());
+    if let Some(w) = &watcher
+        && let Err(e) = ctx.azure.stop_capture(w, &rec.name)
+        && !matches!(e, crate::azure::AzureError::NotFound { .. })
+    {
+        return Ok(problem(
+            502,
+            "azure-stop-failed",
+            "Azure did not stop the capture",
+            format!("{}. Try again; the capture is still {}.", e.summary(), rec.state.as_str()),
+        ));
+    }
+    rec.warnings.push("stopped early on request".to_string());
+    if rec.state == State::Queued {
+        rec.push_error("stopped on request before Azure accepted it");
+        rec.finish(State::Failed, ctx.now());
+    } else {
+        // Azure has stopped it: the next status check records the outcome and the file.
+        rec.next_check_at = Some(ctx.now());
+    }
+    let Some(mut stored) = advance::write_back(ctx, &original, &rec)? else {
+        return Ok(not_found(id));
+    };
+    if let Some((advanced, _)) = advance::advance_one(ctx, id, false)? {
+        stored = advanced;
+    }
+    advance::release_vm(ctx, &stored)?;
+    commit_one(ctx, &stored)?;
+    Ok(json_response(200, stored.view()))
+}

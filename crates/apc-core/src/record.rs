@@ -1,0 +1,197 @@
+//! The capture record and its states (SPEC §6).
+//!
+//! A record is stored as JSON with Unix times; [`CaptureRecord::view`] renders the public shape
+//! (`GET /captures/{id}`, notifications) with RFC 3339 times.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::ports::UnixSeconds;
+use crate::timefmt::rfc3339;
+
+/// Where a capture is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Recorded, not yet accepted by Azure.
+    Queued,
+    /// Accepted by Azure; not yet stopped.
+    Running,
+    /// Azure says `Stopped` with no error.
+    Succeeded,
+    /// Azure refused it, it ended in `Error`, or we gave up.
+    Failed,
+    /// Not started, with a reason (e.g. the active-capture limit).
+    Skipped,
+}
+
+impl State {
+    /// `queued` or `running`: counts against `max_active_captures` and holds the VM.
+    pub fn is_active(self) -> bool {
+        matches!(self, State::Queued | State::Running)
+    }
+    /// `succeeded`, `failed` or `skipped`.
+    pub fn is_terminal(self) -> bool {
+        !self.is_active()
+    }
+    /// The name as users script against it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Running => "running",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Skipped => "skipped",
+        }
+    }
+    /// Parse a `?state=` filter.
+    pub fn parse(s: &str) -> Option<State> {
+        [State::Queued, State::Running, State::Succeeded, State::Failed, State::Skipped]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// The capture parameters decided at intake, kept so a retried create sends the same body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureSpec {
+    /// `timeLimitInSeconds`.
+    pub time_limit_seconds: u32,
+    /// `bytesToCapturePerPacket`.
+    pub bytes_per_packet: u64,
+    /// `totalBytesPerSession`.
+    pub bytes_per_session: u64,
+    /// `filters`.
+    pub filters: Vec<Value>,
+    /// `storageLocation.storageId`.
+    pub storage_account_id: Option<String>,
+    /// `storageLocation.filePath`.
+    pub file_path: Option<String>,
+}
+
+/// Most alert ids kept on one record; further coalesced alerts are counted, not listed.
+pub const MAX_ALERT_IDS: usize = 100;
+
+/// One capture (or one skipped alert), as stored under `v1:cap:{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureRecord {
+    /// Record id; equals the capture name.
+    pub id: String,
+    /// The packet capture name in Azure.
+    pub name: String,
+    /// The target id (VM, scale set, or scale-set instance).
+    pub vm: String,
+    /// Lower-case target id: the identity of "one capture per VM".
+    pub vm_key: String,
+    /// The Network Watcher id, once known.
+    pub watcher: Option<String>,
+    /// The VM's region, once known.
+    pub location: Option<String>,
+    /// Our state.
+    pub state: State,
+    /// Azure's last `packetCaptureStatus`, as Azure spelled it.
+    pub azure_status: Option<String>,
+    /// Azure's `stopReason`, or `TimedOutByResponder` when we stopped it.
+    pub stop_reason: Option<String>,
+    /// Errors, newest last, each one line for a person.
+    pub errors: Vec<String>,
+    /// Warnings such as a bad per-rule override (defaults were used).
+    pub warnings: Vec<String>,
+    /// Alert identities attached to this capture.
+    pub alert_ids: Vec<String>,
+    /// Alerts attached beyond [`MAX_ALERT_IDS`].
+    pub alert_ids_dropped: u32,
+    /// The alert rule that started it.
+    pub alert_rule: Option<String>,
+    /// Why it was skipped (`limit`).
+    pub skip_reason: Option<String>,
+    /// Parameters sent to Azure.
+    pub spec: CaptureSpec,
+    /// Creation time.
+    pub created_at: UnixSeconds,
+    /// Last change.
+    pub updated_at: UnixSeconds,
+    /// When Azure accepted it.
+    pub started_at: Option<UnixSeconds>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<UnixSeconds>,
+    /// When it next needs work; `None` once nothing is left to do.
+    pub next_check_at: Option<UnixSeconds>,
+    /// Create attempts made.
+    pub attempts: u32,
+    /// Blob URL of the `.cap` file.
+    pub storage_path: Option<String>,
+    /// Path of the `.cap` file on the VM.
+    pub file_path: Option<String>,
+    /// A notification was delivered.
+    pub notified: bool,
+    /// Notification deliveries tried.
+    pub notify_attempts: u32,
+    /// Why the last delivery failed.
+    pub notify_error: Option<String>,
+    /// The Azure capture resource was deleted (the `.cap` file stays).
+    pub azure_deleted: bool,
+}
+
+impl CaptureRecord {
+    /// The public JSON shape, times in RFC 3339 UTC.
+    pub fn view(&self) -> Value {
+        let t = |v: Option<UnixSeconds>| v.map(rfc3339);
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "vm": self.vm,
+            "watcher": self.watcher,
+            "state": self.state.as_str(),
+            "azure_status": self.azure_status,
+            "stop_reason": self.stop_reason,
+            "skip_reason": self.skip_reason,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "alert_ids": self.alert_ids,
+            "alert_ids_dropped": self.alert_ids_dropped,
+            "alert_rule": self.alert_rule,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+            "started_at": t(self.started_at),
+            "finished_at": t(self.finished_at),
+            "next_check_at": t(self.next_check_at),
+            "attempts": self.attempts,
+            "storage_path": self.storage_path,
+            "file_path": self.file_path,
+            "notified": self.notified,
+            "notify_attempts": self.notify_attempts,
+            "notify_error": self.notify_error,
+            "azure_deleted": self.azure_deleted,
+            "time_limit_seconds": self.spec.time_limit_seconds,
+        })
+    }
+
+    /// Attach an alert; `false` when it was already attached.
+    pub fn attach_alert(&mut self, identity: &str) -> bool {
+        if self.alert_ids.iter().any(|a| a == identity) {
+            return false;
+        }
+        if self.alert_ids.len() >= MAX_ALERT_IDS {
+            self.alert_ids_dropped += 1;
+        } else {
+            self.alert_ids.push(identity.to_string());
+        }
+        true
+    }
+
+    /// Move to a terminal state now; work remains (notify, delete), so it stays due.
+    pub fn finish(&mut self, state: State, now: UnixSeconds) {
+        self.state = state;
+        self.finished_at = Some(now);
+        self.next_check_at = Some(now);
+    }
+
+    /// Add an error line, keeping the newest 20.
+    pub fn push_error(&mut self, e: impl Into<String>) {
+        self.errors.push(e.into());
+        if self.errors.len() > 20 {
+            self.errors.remove(0);
+        }
+    }
+}

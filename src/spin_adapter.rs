@@ -1,0 +1,274 @@
+//! Spin's world mapped onto the core's ports. No decisions are made here.
+//!
+//! - Incoming: `wasi:http/incoming-handler`, body read up to 1 MiB + 1 byte (never whole).
+//! - Outbound: `wasi:http/outgoing-handler` with time-outs, blocking on its pollable.
+//! - Key-value: `fermyon:spin/key-value` for get/set/delete, `wasi:keyvalue/atomics` for CAS.
+//! - Variables: `fermyon:spin/variables`; clock: WASI wall clock.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use apc_core::api::{self, ApiRequest, MAX_BODY};
+use apc_core::ports::{
+    Clock, HttpClient, KvError, KvStore, Method, OutboundRequest, OutboundResponse, TransportError, UnixSeconds,
+    Variables, World,
+};
+use futures::StreamExt;
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
+use spin_sdk::wit::wasi::http0_2_0::types as wasi_http;
+use spin_sdk::wit::wasi::keyvalue::{atomics, store as wasi_store};
+
+/// Outbound time-outs: an unanswered ARM call must not eat the whole request budget
+/// (Akamai allows 30 s per request).
+const CONNECT_TIMEOUT_NS: u64 = 5_000_000_000;
+const FIRST_BYTE_TIMEOUT_NS: u64 = 10_000_000_000;
+const BETWEEN_BYTES_TIMEOUT_NS: u64 = 10_000_000_000;
+/// Largest outbound response we read (ARM lists are far smaller).
+const MAX_RESPONSE: usize = 4 * 1024 * 1024;
+
+struct SpinHttp;
+
+fn transport_error(e: wasi_http::ErrorCode) -> TransportError {
+    use wasi_http::ErrorCode as E;
+    match e {
+        E::HttpRequestDenied => TransportError::Denied("the destination".to_string()),
+        E::ConnectionTimeout | E::ConnectionReadTimeout | E::ConnectionWriteTimeout | E::HttpResponseTimeout => {
+            TransportError::Timeout
+        }
+        E::DnsTimeout
+        | E::DnsError(_)
+        | E::DestinationNotFound
+        | E::DestinationUnavailable
+        | E::ConnectionRefused
+        | E::ConnectionTerminated
+        | E::ConnectionLimitReached => TransportError::Connection(format!("{e:?}")),
+        other => TransportError::Other(format!("{other:?}")),
+    }
+}
+
+fn split_url(url: &str) -> Result<(wasi_http::Scheme, String, String), TransportError> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (wasi_http::Scheme::Https, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (wasi_http::Scheme::Http, r)
+    } else {
+        return Err(TransportError::Other("only http and https URLs are sent".into()));
+    };
+    let slash = rest.find('/').unwrap_or(rest.len());
+    let authority = rest[..slash].to_string();
+    let path = if slash == rest.len() { "/".to_string() } else { rest[slash..].to_string() };
+    Ok((scheme, authority, path))
+}
+
+fn read_incoming_body(body: wasi_http::IncomingBody, limit: usize) -> Result<Vec<u8>, TransportError> {
+    let stream = body.stream().map_err(|_| TransportError::Other("response body unavailable".into()))?;
+    let mut out = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                out.extend_from_slice(&chunk);
+                if out.len() > limit {
+                    return Err(TransportError::Other("response body too large".into()));
+                }
+            }
+            Err(wasi::io::streams::StreamError::Closed) => break,
+            Err(_) => return Err(TransportError::Connection("response body broke off".into())),
+        }
+    }
+    drop(stream);
+    let _ = wasi_http::IncomingBody::finish(body);
+    Ok(out)
+}
+
+impl HttpClient for SpinHttp {
+    fn send(&self, r: &OutboundRequest) -> Result<OutboundResponse, TransportError> {
+        let (scheme, authority, path) = split_url(&r.url)?;
+        let headers = wasi_http::Fields::new();
+        for (k, v) in &r.headers {
+            headers
+                .append(k, &v.as_bytes().to_vec())
+                .map_err(|_| TransportError::Other(format!("header {k} refused")))?;
+        }
+        let req = wasi_http::OutgoingRequest::new(headers);
+        let method = match r.method {
+            Method::Get => wasi_http::Method::Get,
+            Method::Post => wasi_http::Method::Post,
+            Method::Put => wasi_http::Method::Put,
+            Method::Delete => wasi_http::Method::Delete,
+        };
+        let bad = |what: &str| TransportError::Other(format!("invalid {what}"));
+        req.set_method(&method).map_err(|_| bad("method"))?;
+        req.set_scheme(Some(&scheme)).map_err(|_| bad("scheme"))?;
+        req.set_authority(Some(&authority)).map_err(|_| bad("authority"))?;
+        req.set_path_with_query(Some(&path)).map_err(|_| bad("path"))?;
+        let body = req.body().map_err(|_| bad("body"))?;
+        {
+            let out = body.write().map_err(|_| bad("body stream"))?;
+            for chunk in r.body.chunks(4096) {
+                out.blocking_write_and_flush(chunk)
+                    .map_err(|_| TransportError::Connection("request body could not be written".into()))?;
+            }
+        }
+        let options = wasi_http::RequestOptions::new();
+        let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
+        let _ = options.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT_NS));
+        let _ = options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS));
+        let future = outgoing_handler::handle(req, Some(options)).map_err(transport_error)?;
+        wasi_http::OutgoingBody::finish(body, None).map_err(transport_error)?;
+        let response = loop {
+            match future.get() {
+                Some(result) => break result,
+                None => future.subscribe().block(),
+            }
+        };
+        let response =
+            response.map_err(|_| TransportError::Other("response already taken".into()))?.map_err(transport_error)?;
+        let status = response.status();
+        let headers = response
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        let body = response.consume().map_err(|_| TransportError::Other("response body unavailable".into()))?;
+        let body = read_incoming_body(body, MAX_RESPONSE)?;
+        Ok(OutboundResponse { status, headers, body })
+    }
+}
+
+/// The `default` store, through Spin's key-value interface and the WASI atomics.
+struct SpinKv {
+    store: spin_sdk::key_value::Store,
+    bucket: wasi_store::Bucket,
+}
+
+fn kv_err(e: impl std::fmt::Debug) -> KvError {
+    KvError(format!("{e:?}"))
+}
+
+impl KvStore for SpinKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.store.get(key).map_err(kv_err)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.store.set(key, value).map_err(kv_err)
+    }
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.store.delete(key).map_err(kv_err)
+    }
+    fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError> {
+        let cas = atomics::Cas::new(&self.bucket, key).map_err(kv_err)?;
+        if cas.current().map_err(kv_err)?.as_deref() != expected {
+            return Ok(false);
+        }
+        match atomics::swap(cas, new) {
+            Ok(()) => Ok(true),
+            // Spin's Redis store reports a failed swap even when it wrote (SPIN-NOTES): look
+            // before concluding that another writer won.
+            Err(atomics::CasError::CasFailed(_)) => Ok(self.get(key)?.as_deref() == Some(new)),
+            Err(atomics::CasError::StoreError(e)) => Err(kv_err(e)),
+        }
+    }
+}
+
+struct SpinVars;
+
+impl Variables for SpinVars {
+    fn get(&self, name: &str) -> Option<String> {
+        spin_sdk::variables::get(name).ok()
+    }
+}
+
+struct WallClock;
+
+impl Clock for WallClock {
+    fn now(&self) -> UnixSeconds {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+}
+
+/// A short id for log lines (no secrets, no randomness needed beyond uniqueness per instance).
+fn request_id(start: SystemTime) -> String {
+    let n = start.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:016x}", (n as u64) ^ 0x9e37_79b9_7f4a_7c15)
+}
+
+async fn read_body(req: IncomingRequest) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    let mut stream = req.into_body_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                if body.len() + c.len() > MAX_BODY {
+                    return (Vec::new(), true);
+                }
+                body.extend_from_slice(&c);
+            }
+            Err(_) => break,
+        }
+    }
+    (body, false)
+}
+
+fn respond(out: ResponseOutparam, status: u16, headers: &[(String, String)], body: &[u8]) {
+    let fields = Fields::new();
+    for (k, v) in headers {
+        let _ = fields.append(k, &v.as_bytes().to_vec());
+    }
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(status);
+    let Ok(out_body) = response.body() else { return };
+    ResponseOutparam::set(out, response);
+    if let Ok(stream) = out_body.write() {
+        for chunk in body.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+    }
+    let _ = spin_sdk::http::OutgoingBody::finish(out_body, None);
+}
+
+#[spin_sdk::http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let started = Instant::now();
+    let wall = SystemTime::now();
+    let headers: Vec<(String, String)> =
+        req.headers().entries().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect();
+    let method = format!("{:?}", req.method()).to_ascii_uppercase();
+    let path_with_query = req.path_with_query().unwrap_or_else(|| "/".to_string());
+    let (full_path, query) = match path_with_query.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (path_with_query.clone(), String::new()),
+    };
+    // Spin passes the part of the path below the component's route in `spin-path-info`.
+    let path = apc_core::ports::find_header(&headers, "spin-path-info").map(str::to_string).unwrap_or(full_path);
+    let declared_len =
+        apc_core::ports::find_header(&headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    let (body, too_large) =
+        if declared_len.is_some_and(|n| n > MAX_BODY as u64) { (Vec::new(), true) } else { read_body(req).await };
+    let api_req =
+        ApiRequest { method, path, query, headers, body, body_too_large: too_large, request_id: request_id(wall) };
+
+    let kv = match (spin_sdk::key_value::Store::open_default(), wasi_store::open("default")) {
+        (Ok(store), Ok(bucket)) => SpinKv { store, bucket },
+        _ => {
+            let r = api::problem(
+                503,
+                "store-unavailable",
+                "Key-value store unavailable",
+                "The default key-value store could not be opened. Retry later.",
+            );
+            let mut headers = r.headers.clone();
+            headers.push(("retry-after".into(), "10".into()));
+            println!("{{\"level\":\"error\",\"status\":503,\"message\":\"key-value store could not be opened\"}}");
+            return respond(out, r.status, &headers, &r.body);
+        }
+    };
+    let world = World { http: &SpinHttp, kv: &kv, clock: &WallClock };
+    let resp = api::handle(&api_req, &SpinVars, world);
+    let mut log = resp.log;
+    log["duration_ms"] = serde_json::json!(started.elapsed().as_millis() as u64);
+    println!("{log}");
+    respond(out, resp.status, &resp.headers, &resp.body);
+}
