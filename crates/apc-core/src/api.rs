@@ -349,7 +349,12 @@ fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiR
             Decision::Coalesced => "coalesced",
             Decision::SkippedLimit => "skipped",
         };
-        results.push(json!({"vm": o.record.vm, "decision": decision, "capture": capture_summary(&o.record)}));
+        results.push(json!({
+            "vm": o.record.vm,
+            "decision": decision,
+            "capture": capture_summary(&o.record),
+            "errors": o.record.errors,
+        }));
         captures.push(capture_summary(&o.record));
         warnings.extend(o.record.warnings.iter().cloned());
     }

@@ -160,7 +160,10 @@ fn enter_in_index(ctx: &Ctx, rec: &CaptureRecord) -> Result<State, StoreError> {
         }
         entered = entry.state;
         index.upsert(entry);
-        evicted = store::evict(&mut index, now, ctx.cfg.max_records as usize, advance::retention(ctx.cfg));
+        // Leave one slot free: the next new record exists for a moment before it is indexed,
+        // and the key count must stay within its bound even then.
+        let keep = (ctx.cfg.max_records as usize).saturating_sub(1);
+        evicted = store::evict(&mut index, now, keep, advance::retention(ctx.cfg));
         Change::Put(index)
     })?;
     store::purge(ctx.world.kv, &evicted)?;
