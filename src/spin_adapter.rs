@@ -85,9 +85,7 @@ impl HttpClient for SpinHttp {
         let (scheme, authority, path) = split_url(&r.url)?;
         let headers = wasi_http::Fields::new();
         for (k, v) in &r.headers {
-            headers
-                .append(k, &v.as_bytes().to_vec())
-                .map_err(|_| TransportError::Other(format!("header {k} refused")))?;
+            headers.append(k, v.as_bytes()).map_err(|_| TransportError::Other(format!("header {k} refused")))?;
         }
         let req = wasi_http::OutgoingRequest::new(headers);
         let method = match r.method {
@@ -213,7 +211,7 @@ async fn read_body(req: IncomingRequest) -> (Vec<u8>, bool) {
 fn respond(out: ResponseOutparam, status: u16, headers: &[(String, String)], body: &[u8]) {
     let fields = Fields::new();
     for (k, v) in headers {
-        let _ = fields.append(k, &v.as_bytes().to_vec());
+        let _ = fields.append(k, v.as_bytes());
     }
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(status);
