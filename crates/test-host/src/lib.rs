@@ -1,1 +1,35 @@
-//! Test host (being written).
+//! A wasmtime host that stands in for Spin in alert-packet-capture's component tests.
+//!
+//! It reads `spin.toml` itself (so a manifest Spin would refuse fails the tests), compiles the
+//! release `.wasm` once, and serves every request with a fresh instance, as Spin does for
+//! WASI 0.2 components. The instances share one in-memory key-value store, a journal of
+//! outbound HTTP calls (refused unless `allowed_outbound_hosts` allows them) and a log buffer.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), test_host::HostError> {
+//! use test_host::{Host, HostOptions, Request};
+//! let host = Host::new(HostOptions {
+//!     wasm: "target/wasm32-wasip2/release/alert_packet_capture.wasm".into(),
+//!     manifest: "spin.toml".into(),
+//!     variables: [("webhook_keys".to_string(), "k".to_string())].into(),
+//!     ..Default::default()
+//! })?;
+//! let response = host.request(Request::get("/healthz")).await?;
+//! assert_eq!(response.status, 200);
+//! # Ok(()) }
+//! ```
+
+mod host;
+mod kv;
+mod logs;
+mod manifest;
+mod outbound;
+mod spin;
+
+pub use host::{Host, HostError, HostOptions, Request, RequestStats, Response};
+pub use kv::{CasSemantics, KvCounts, KvStore};
+pub use logs::{LogBuffer, LogLine, Stream};
+pub use manifest::{
+    AllowedHost, ComponentSpec, HostPattern, HttpTrigger, Manifest, ManifestError, PortPattern, Variable, default_port,
+};
+pub use outbound::{OutboundJournal, OutboundOutcome, OutboundRecord};
