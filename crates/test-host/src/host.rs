@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -228,12 +228,7 @@ impl Host {
         let kv_labels = spec.key_value_stores.clone();
         let environment = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
 
-        let bytes = std::fs::read(&options.wasm)
-            .map_err(|e| HostError::Wasm { path: options.wasm.clone(), message: e.to_string() })?;
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(load_err)?;
-        let component = Component::new(&engine, &bytes).map_err(load_err)?;
+        let (engine, component) = compile(&options.wasm)?;
         let mut linker = Linker::<InstanceState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(load_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(load_err)?;
@@ -436,6 +431,32 @@ impl Host {
         }
         Ok(Response { status, headers, body, stats: stats(&counters, &outbound) })
     }
+}
+
+/// Compiled components, by file contents: tests start many hosts on the same `.wasm`, and
+/// compiling it (seconds in a debug build) once per process is enough.
+fn compile(path: &std::path::Path) -> Result<(Engine, Component), HostError> {
+    type Cache = Mutex<Option<(Engine, HashMap<Vec<u8>, Component>)>>;
+    static CACHE: Cache = Mutex::new(None);
+    let bytes =
+        std::fs::read(path).map_err(|e| HostError::Wasm { path: path.to_path_buf(), message: e.to_string() })?;
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let (engine, components) = match &mut *cache {
+        Some(entry) => entry,
+        empty => {
+            let mut config = Config::new();
+            config.wasm_component_model(true);
+            empty.insert((Engine::new(&config).map_err(load_err)?, HashMap::new()))
+        }
+    };
+    if let Some(component) = components.get(&bytes) {
+        return Ok((engine.clone(), component.clone()));
+    }
+    let component = Component::new(engine, &bytes).map_err(load_err)?;
+    // Keep only the latest build: a rebuilt .wasm replaces the old one.
+    components.clear();
+    components.insert(bytes, component.clone());
+    Ok((engine.clone(), component))
 }
 
 /// The request as Spin hands it to a component: an absolute URI on the listener's address,
