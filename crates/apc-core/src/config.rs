@@ -261,6 +261,10 @@ impl Config {
                 if keys.iter().any(|k| k.expose().len() < 16) {
                     r.problem("webhook_keys", "every key must be at least 16 characters");
                 }
+                // The switch's name is public: as a key in a list it would open the routes to anyone.
+                if keys.iter().any(|k| k.expose() == INSECURE_NO_AUTH) {
+                    r.problem("webhook_keys", "insecure-no-auth must stand alone; it is not a key");
+                }
                 WebhookAuth::Keys(keys)
             }
         };
