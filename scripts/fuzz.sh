@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Fuzz the two parsers that read untrusted input, with libFuzzer through cargo-fuzz:
+#   alert_parse  apc_core::alert::parse on arbitrary bytes (seeded with every alert sample)
+#   resource_id  ResourceId::parse / Scope::parse on arbitrary strings (seeded with the ids
+#                found in the samples)
+#
+# Usage: scripts/fuzz.sh [runs-per-target] [target...]
+#   scripts/fuzz.sh                     # 1,000,000 executions of each target
+#   scripts/fuzz.sh 200000 resource_id  # a shorter run of one target
+#
+# Not part of CI or of the workspace build (fuzz/ is excluded from the workspace).
+# cargo-fuzz builds with nightly-only rustc flags (-Z sanitizer=address, -Z ...); the machine has
+# the stable toolchain, so RUSTC_BOOTSTRAP=1 lets stable rustc accept them. Any crash is kept in
+# fuzz/artifacts/<target>/ (git-ignored) and must become a regression test in
+# crates/apc-core/tests/security.rs. The corpus lives in a temporary directory and is not kept.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+samples="$root/../shared/azure-samples"
+runs=${1:-1000000}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(alert_parse resource_id)
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+export RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/fuzz/target}"
+
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+mkdir -p "$corpus/alert_parse" "$corpus/resource_id"
+cp "$samples"/alerts/*.json "$corpus/alert_parse/"
+n=0
+grep -rhoE '"/subscriptions/[^"]*"' "$samples" | tr -d '"' | sort -u | while IFS= read -r id; do
+  n=$((n + 1))
+  printf '%s' "$id" >"$corpus/resource_id/id-$n"
+done
+
+cd "$root/fuzz"
+for t in "${targets[@]}"; do
+  echo "== $t: $runs executions"
+  # -max_len: alert payloads are a few KiB; room to grow without making each run slow.
+  cargo fuzz run "$t" "$corpus/$t" -- \
+    -runs="$runs" -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+done
