@@ -227,13 +227,30 @@ fn respond(out: ResponseOutparam, status: u16, headers: &[(String, String)], bod
     let _ = spin_sdk::http::OutgoingBody::finish(out_body, None);
 }
 
+fn method_name(m: &spin_sdk::http::Method) -> String {
+    use spin_sdk::http::Method as M;
+    match m {
+        M::Get => "GET",
+        M::Head => "HEAD",
+        M::Post => "POST",
+        M::Put => "PUT",
+        M::Delete => "DELETE",
+        M::Connect => "CONNECT",
+        M::Options => "OPTIONS",
+        M::Trace => "TRACE",
+        M::Patch => "PATCH",
+        M::Other(s) => return s.to_ascii_uppercase(),
+    }
+    .to_string()
+}
+
 #[spin_sdk::http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let started = Instant::now();
     let wall = SystemTime::now();
     let headers: Vec<(String, String)> =
         req.headers().entries().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect();
-    let method = format!("{:?}", req.method()).to_ascii_uppercase();
+    let method = method_name(&req.method());
     let path_with_query = req.path_with_query().unwrap_or_else(|| "/".to_string());
     let (full_path, query) = match path_with_query.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),
