@@ -290,21 +290,16 @@ pub fn write_back(
     })
 }
 
-/// Release the VM claim of a record that is no longer active, and remember the region.
-pub fn release_vm(ctx: &Ctx, rec: &CaptureRecord) -> Result<(), StoreError> {
+/// Remember the VM's region once a step learned it (saves the VM `GET` on the next alert).
+/// The VM is released by the record's index entry turning terminal, not here.
+pub fn remember_location(ctx: &Ctx, rec: &CaptureRecord) -> Result<(), StoreError> {
     let key = store::vm_key(&rec.vm_key);
-    store::update::<VmState, _>(ctx.world.kv, &key, |vm| {
-        let mut vm = vm.unwrap_or_default();
-        let mut changed = false;
-        if rec.state.is_terminal() && vm.active.as_deref() == Some(rec.id.as_str()) {
-            vm.active = None;
-            changed = true;
-        }
-        if rec.location.is_some() && vm.location != rec.location {
+    store::update::<VmState, _>(ctx.world.kv, &key, |vm| match vm {
+        Some(mut vm) if rec.location.is_some() && vm.location != rec.location => {
             vm.location = rec.location.clone();
-            changed = true;
+            Change::Put(vm)
         }
-        if changed { Change::Put(vm) } else { Change::Keep }
+        _ => Change::Keep,
     })?;
     Ok(())
 }
@@ -328,8 +323,8 @@ pub fn advance_one(ctx: &Ctx, id: &str, force: bool) -> Result<Option<(CaptureRe
     let mut rec = original.clone();
     step(ctx, &mut rec, known_location);
     let stored = write_back(ctx, &original, &rec)?.unwrap_or(rec);
-    if stored.state != original.state || stored.location != original.location {
-        release_vm(ctx, &stored)?;
+    if stored.location != original.location {
+        remember_location(ctx, &stored)?;
     }
     Ok(Some((stored, true)))
 }
@@ -351,24 +346,25 @@ pub fn advance_due(ctx: &Ctx, skip: &[String]) -> Result<PollReport, StoreError>
     let index = Index::load(ctx.world.kv)?;
     let mut changed: Vec<IndexEntry> = Vec::new();
     let mut advanced = 0;
-    for id in index.due(now, ctx.cfg.poll_batch as usize + skip.len()) {
-        if skip.contains(&id) || advanced >= ctx.cfg.poll_batch as usize {
+    for entry in index.due_entries(now, ctx.cfg.poll_batch as usize + skip.len()) {
+        if skip.contains(&entry.id) || advanced >= ctx.cfg.poll_batch as usize {
             continue;
         }
-        match advance_one(ctx, &id, false)? {
+        match advance_one(ctx, &entry.id, false)? {
             Some((rec, ran)) => {
                 advanced += usize::from(ran);
                 changed.push(IndexEntry::of(&rec));
             }
-            // Indexed but gone (evicted by another request): drop the stale entry.
-            None => changed.push(IndexEntry {
-                id: id.clone(),
+            // Indexed but no record: a delivery died between the two writes. Once it is
+            // clearly not in flight, drop the entry so the VM is not held (retention removes it).
+            None if entry.created_at + crate::intake::ORPHAN_GRACE <= now => changed.push(IndexEntry {
                 state: State::Failed,
-                created_at: 0,
                 due_at: None,
                 finished_at: Some(0),
                 vm_key: String::new(),
+                ..entry.clone()
             }),
+            None => {}
         }
     }
     let index = if changed.is_empty() {

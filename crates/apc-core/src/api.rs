@@ -516,7 +516,6 @@ fn stop(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreE
     if let Some((advanced, _)) = advance::advance_one(ctx, id, false)? {
         stored = advanced;
     }
-    advance::release_vm(ctx, &stored)?;
     commit_one(ctx, &stored)?;
     Ok(json_response(200, stored.view()))
 }

@@ -1,11 +1,16 @@
 //! What `POST /alerts` does with a parsed alert (SPEC §2, §5): per target, decide
 //! duplicate / coalesce / skip / start, record it, and try the create at once.
 //!
-//! Order of writes, chosen so that a failure at any point leaves nothing half done for a
-//! retried delivery: (1) create the record under its deterministic name with
-//! compare-and-swap (a second writer sees it and answers "duplicate"); (2) claim the VM;
-//! (3) add it to the index, where the active-capture limit is checked atomically. A redelivery
-//! that finds the record repeats (2) and (3), which are idempotent.
+//! **The index decides.** Every decision that must be made once — "is this (alert, VM) new?",
+//! "is a capture already running on this VM?", "is the active limit reached?" — is taken in a
+//! single compare-and-swap on the index key, which exists after the first write and is therefore
+//! always swapped against a present value. That matters on Spin's SQLite store, whose swap
+//! against an *absent* value is an unconditional upsert: two requests creating the same new key
+//! would both "win". Records are then written by the request that won their index entry.
+//!
+//! A failure after the index entry is written and before the record is leaves an entry without
+//! a record: a redelivered alert finds the entry and writes the missing record ("repair"), and
+//! a poll drops such an entry once it is older than [`ORPHAN_GRACE`] so the VM is not held.
 
 use crate::advance::{self, Ctx};
 use crate::alert::Alert;
@@ -14,6 +19,9 @@ use crate::ports::UnixSeconds;
 use crate::record::{CaptureRecord, State};
 use crate::resource_id::Target;
 use crate::store::{self, Change, Index, IndexEntry, StoreError, VmState};
+
+/// How old an index entry without a record must be before a poll drops it.
+pub const ORPHAN_GRACE: i64 = 120;
 
 /// What happened to one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,97 +85,120 @@ fn read_record(ctx: &Ctx, id: &str) -> Result<Option<CaptureRecord>, StoreError>
     store::read(ctx.world.kv, &store::record_key(id))
 }
 
-/// Attach the alert to an active record; `None` if the record is gone or no longer active.
-fn coalesce(ctx: &Ctx, id: &str, identity: &str) -> Result<Option<CaptureRecord>, StoreError> {
-    let now = ctx.now();
-    let mut still_active = false;
-    let rec = store::update::<CaptureRecord, _>(ctx.world.kv, &store::record_key(id), |cur| match cur {
-        Some(mut r) if r.state.is_active() => {
-            still_active = true;
-            if r.attach_alert(identity) {
-                r.updated_at = now;
-                Change::Put(r)
-            } else {
-                Change::Keep
-            }
-        }
-        _ => {
-            still_active = false;
-            Change::Keep
-        }
-    })?;
-    Ok(if still_active { rec } else { None })
+fn write_record(ctx: &Ctx, rec: &CaptureRecord) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(rec).map_err(|_| StoreError::Corrupt(rec.id.clone()))?;
+    ctx.world.kv.set(&store::record_key(&rec.id), &bytes)?;
+    Ok(())
 }
 
-fn remember_alert(ctx: &Ctx, vm_key: &str, digest: &str) -> Result<(), StoreError> {
-    store::update::<VmState, _>(ctx.world.kv, vm_key, |vm| {
-        let mut vm = vm.unwrap_or_default();
-        if vm.recent_alerts.iter().any(|d| d == digest) {
-            return Change::Keep;
+/// Attach the alert to an active record: the record, and whether this call attached it (`false`:
+/// it was attached already). `None` if the record is gone or no longer active.
+fn coalesce(ctx: &Ctx, id: &str, identity: &str) -> Result<Option<(CaptureRecord, bool)>, StoreError> {
+    let now = ctx.now();
+    let mut still_active = false;
+    let mut attached = false;
+    let rec = store::update::<CaptureRecord, _>(ctx.world.kv, &store::record_key(id), |cur| {
+        still_active = false;
+        match cur {
+            Some(mut r) if r.state.is_active() => {
+                still_active = true;
+                attached = r.attach_alert(identity);
+                if attached {
+                    r.updated_at = now;
+                    Change::Put(r)
+                } else {
+                    Change::Keep
+                }
+            }
+            _ => Change::Keep,
         }
+    })?;
+    Ok(if still_active { rec.map(|r| (r, attached)) } else { None })
+}
+
+/// Remember the alert (and the newest capture and region) on the VM's key.
+fn note_on_vm(ctx: &Ctx, rec: &CaptureRecord, digest: &str, latest: bool) -> Result<(), StoreError> {
+    store::update::<VmState, _>(ctx.world.kv, &store::vm_key(&rec.vm_key), |vm| {
+        let mut vm = vm.unwrap_or_default();
+        let before = vm.clone();
         vm.remember(digest.to_string());
-        Change::Put(vm)
+        if latest {
+            vm.latest = Some(rec.id.clone());
+        }
+        if vm.location.is_none() {
+            vm.location = rec.location.clone();
+        }
+        if vm == before { Change::Keep } else { Change::Put(vm) }
     })?;
     Ok(())
 }
 
-/// Claim the VM for `rec`. Returns the id of another active capture holding it, if any.
-fn claim_vm(ctx: &Ctx, rec: &CaptureRecord, digest: &str) -> Result<Option<String>, StoreError> {
-    let key = store::vm_key(&rec.vm_key);
-    let mut holder = None;
-    store::update::<VmState, _>(ctx.world.kv, &key, |vm| {
-        let mut vm = vm.unwrap_or_default();
-        holder = None;
-        if let Some(other) = vm.active.clone().filter(|a| *a != rec.id) {
-            // A claim by a record that is gone or finished is stale and may be taken over.
-            let other_active = matches!(read_record(ctx, &other), Ok(Some(r)) if r.state.is_active());
-            if other_active {
-                holder = Some(other);
-                return Change::Keep;
-            }
-        }
-        if vm.active.as_deref() == Some(rec.id.as_str()) && vm.recent_alerts.iter().any(|d| d == digest) {
-            return Change::Keep;
-        }
-        vm.active = Some(rec.id.clone());
-        vm.latest = Some(rec.id.clone());
-        vm.remember(digest.to_string());
-        if vm.location.is_none() {
-            vm.location = rec.location.clone();
-        }
-        Change::Put(vm)
-    })?;
-    Ok(holder)
+/// The decision taken atomically on the index.
+enum IndexDecision {
+    /// An entry for this (alert, VM) exists.
+    Exists,
+    /// Another capture is active on the VM.
+    ActiveOnVm(String),
+    /// Entered as a new active capture.
+    Entered,
+    /// Entered as skipped: the limit is reached.
+    Limit,
 }
 
-/// Add the record to the index; if it is a new active capture and the limit is reached, it is
-/// entered as skipped instead. Returns the state it was entered with.
-fn enter_in_index(ctx: &Ctx, rec: &CaptureRecord) -> Result<State, StoreError> {
+fn decide(ctx: &Ctx, rec: &CaptureRecord) -> Result<IndexDecision, StoreError> {
     let now = ctx.now();
+    let vm_kv_key = store::vm_key(&rec.vm_key);
     let max = ctx.cfg.max_active_captures as usize;
-    let mut entered = rec.state;
+    let mut decision = IndexDecision::Exists;
     let mut evicted = Vec::new();
     store::update::<Index, _>(ctx.world.kv, store::INDEX_KEY, |cur| {
         let mut index = cur.unwrap_or_default();
+        evicted.clear();
         if index.entries.iter().any(|e| e.id == rec.id) {
-            entered = index.entries.iter().find(|e| e.id == rec.id).map_or(rec.state, |e| e.state);
+            decision = IndexDecision::Exists;
+            return Change::Keep;
+        }
+        if let Some(e) = index.entries.iter().find(|e| e.vm_key == vm_kv_key && e.state.is_active()) {
+            decision = IndexDecision::ActiveOnVm(e.id.clone());
             return Change::Keep;
         }
         let mut entry = IndexEntry::of(rec);
-        if rec.state.is_active() && index.active_count() >= max {
+        if index.active_count() >= max {
             entry.state = State::Skipped;
             entry.finished_at = Some(now);
+            decision = IndexDecision::Limit;
+        } else {
+            decision = IndexDecision::Entered;
         }
-        entered = entry.state;
         index.upsert(entry);
-        // Leave one slot free: the next new record exists for a moment before it is indexed,
-        // and the key count must stay within its bound even then.
+        // Leave one slot free: a new record exists for a moment before its entry is
+        // committed elsewhere, and the key count must stay within its bound even then.
         let keep = (ctx.cfg.max_records as usize).saturating_sub(1);
         evicted = store::evict(&mut index, now, keep, advance::retention(ctx.cfg));
         Change::Put(index)
     })?;
     store::purge(ctx.world.kv, &evicted)?;
-    Ok(entered)
+    Ok(decision)
+}
+
+/// Was this alert already attached to a capture of this VM (coalesced earlier)?
+fn coalesced_before(
+    ctx: &Ctx,
+    vm: &VmState,
+    active: Option<&str>,
+    identity: &str,
+) -> Result<Option<CaptureRecord>, StoreError> {
+    if !vm.recent_alerts.contains(&store::alert_digest(identity)) {
+        return Ok(None);
+    }
+    for id in [active, vm.latest.as_deref()].into_iter().flatten() {
+        if let Some(r) = read_record(ctx, id)?
+            && r.alert_ids.iter().any(|a| a == identity)
+        {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
 }
 
 /// Handle one target of a fired alert.
@@ -175,70 +206,73 @@ pub fn handle_target(ctx: &Ctx, alert: &Alert, target: &Target) -> Result<Target
     let now = ctx.now();
     let identity = alert.identity();
     let digest = store::alert_digest(&identity);
-    let fresh = new_record(ctx, alert, target, now);
-    let vm_key = store::vm_key(&fresh.vm_key);
-
-    // Same alert, same VM, seen before: answer as before (and finish what a failed first
-    // delivery may have left undone).
-    if let Some(existing) = read_record(ctx, &fresh.id)? {
-        if existing.state.is_active() {
-            claim_vm(ctx, &existing, &digest)?;
-        }
-        enter_in_index(ctx, &existing)?;
-        return Ok(TargetOutcome { decision: Decision::Duplicate, record: existing });
-    }
-    let vm = store::read::<VmState>(ctx.world.kv, &vm_key)?.unwrap_or_default();
-    // Seen before and attached to another capture (coalesced earlier).
-    if vm.recent_alerts.contains(&digest) {
-        for id in [vm.active.as_deref(), vm.latest.as_deref()].into_iter().flatten() {
-            if let Some(r) = read_record(ctx, id)?
-                && r.alert_ids.contains(&identity)
-            {
-                return Ok(TargetOutcome { decision: Decision::Duplicate, record: r });
-            }
-        }
-    }
-    // A capture is already running for this VM: attach to it.
-    if let Some(active) = &vm.active
-        && let Some(r) = coalesce(ctx, active, &identity)?
-    {
-        remember_alert(ctx, &vm_key, &digest)?;
-        return Ok(TargetOutcome { decision: Decision::Coalesced, record: r });
-    }
-    let mut rec = fresh;
+    let mut rec = new_record(ctx, alert, target, now);
+    let vm = store::read::<VmState>(ctx.world.kv, &store::vm_key(&rec.vm_key))?.unwrap_or_default();
     if rec.location.is_none() {
         rec.location = vm.location.clone();
     }
-    // (1) Record it; losing the race means the same alert is being handled right now.
-    let bytes = serde_json::to_vec(&rec).map_err(|_| StoreError::Corrupt(rec.id.clone()))?;
-    if !ctx.world.kv.compare_and_swap(&store::record_key(&rec.id), None, &bytes)? {
-        let existing = read_record(ctx, &rec.id)?.unwrap_or(rec);
-        return Ok(TargetOutcome { decision: Decision::Duplicate, record: existing });
-    }
-    // (2) Claim the VM; if another alert won it meanwhile, attach to that capture instead.
-    if let Some(holder) = claim_vm(ctx, &rec, &digest)?
-        && let Some(r) = coalesce(ctx, &holder, &identity)?
-    {
-        ctx.world.kv.delete(&store::record_key(&rec.id))?;
-        return Ok(TargetOutcome { decision: Decision::Coalesced, record: r });
-    }
-    // (3) Index it, checking the active-capture limit atomically.
-    if enter_in_index(ctx, &rec)? == State::Skipped {
-        rec.state = State::Skipped;
-        rec.skip_reason = Some("limit".to_string());
-        rec.push_error(format!(
-            "max_active_captures ({}) captures were already queued or running",
-            ctx.cfg.max_active_captures
-        ));
-        rec.finished_at = Some(now);
-        let original = read_record(ctx, &rec.id)?;
-        if let Some(original) = original {
-            advance::write_back(ctx, &original, &rec)?;
+    // A handful of rounds: a capture we try to coalesce into may finish in between.
+    for _ in 0..4 {
+        match decide(ctx, &rec)? {
+            IndexDecision::Exists => {
+                let existing = match read_record(ctx, &rec.id)? {
+                    Some(r) => r,
+                    None => {
+                        // The first delivery died between index and record: finish its work.
+                        write_record(ctx, &rec)?;
+                        note_on_vm(ctx, &rec, &digest, true)?;
+                        rec.clone()
+                    }
+                };
+                return Ok(TargetOutcome { decision: Decision::Duplicate, record: existing });
+            }
+            IndexDecision::ActiveOnVm(other) => {
+                if let Some(r) = coalesced_before(ctx, &vm, Some(&other), &identity)? {
+                    return Ok(TargetOutcome { decision: Decision::Duplicate, record: r });
+                }
+                if let Some((r, attached)) = coalesce(ctx, &other, &identity)? {
+                    note_on_vm(ctx, &r, &digest, false)?;
+                    let decision = if attached { Decision::Coalesced } else { Decision::Duplicate };
+                    return Ok(TargetOutcome { decision, record: r });
+                }
+                // It finished meanwhile (or its record is missing): decide again.
+            }
+            IndexDecision::Entered => {
+                if let Some(r) = coalesced_before(ctx, &vm, None, &identity)? {
+                    // Coalesced earlier into a capture that has finished since: undo the entry.
+                    drop_entry(ctx, &rec.id)?;
+                    return Ok(TargetOutcome { decision: Decision::Duplicate, record: r });
+                }
+                write_record(ctx, &rec)?;
+                note_on_vm(ctx, &rec, &digest, true)?;
+                return Ok(TargetOutcome { decision: Decision::Started, record: rec });
+            }
+            IndexDecision::Limit => {
+                rec.state = State::Skipped;
+                rec.skip_reason = Some("limit".to_string());
+                rec.push_error(format!(
+                    "max_active_captures ({}) captures were already queued or running",
+                    ctx.cfg.max_active_captures
+                ));
+                rec.finished_at = Some(now);
+                write_record(ctx, &rec)?;
+                note_on_vm(ctx, &rec, &digest, true)?;
+                return Ok(TargetOutcome { decision: Decision::SkippedLimit, record: rec });
+            }
         }
-        advance::release_vm(ctx, &rec)?;
-        return Ok(TargetOutcome { decision: Decision::SkippedLimit, record: rec });
     }
-    Ok(TargetOutcome { decision: Decision::Started, record: rec })
+    Err(StoreError::Contention(store::INDEX_KEY.to_string()))
+}
+
+/// Remove an index entry that should not have been made.
+fn drop_entry(ctx: &Ctx, id: &str) -> Result<(), StoreError> {
+    store::update::<Index, _>(ctx.world.kv, store::INDEX_KEY, |cur| {
+        let mut index = cur.unwrap_or_default();
+        let before = index.entries.len();
+        index.entries.retain(|e| e.id != id);
+        if index.entries.len() == before { Change::Keep } else { Change::Put(index) }
+    })?;
+    Ok(())
 }
 
 /// Handle every target, then take the first step of what was recorded (create in Azure,

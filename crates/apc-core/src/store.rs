@@ -6,8 +6,8 @@
 //! | key | value |
 //! |---|---|
 //! | `v1:cap:{id}` | a [`CaptureRecord`] |
-//! | `v1:vm:{hash of the target id}` | a [`VmState`]: the active capture (the per-VM claim), the latest, recent alerts, region |
-//! | `v1:index` | the [`Index`]: one small entry per record, so no request scans keys |
+//! | `v1:vm:{hash of the target id}` | a [`VmState`]: the latest capture, recent alerts, region |
+//! | `v1:index` | the [`Index`]: one small entry per record, so no request scans keys; it is where "one capture per VM" and the active limit are decided |
 //! | `v1:token`, `v1:nw:{sub}:{region}` | the Azure client's caches |
 //!
 //! Bound on the key count: at most `max_records` records, one VM key per VM that has a
@@ -112,11 +112,9 @@ where
     Err(StoreError::Contention(key.to_string()))
 }
 
-/// Per-VM state: the claim that makes "one capture per VM at a time" hold.
+/// What is remembered per VM (a cache: losing it costs a VM `GET`, never a duplicate).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VmState {
-    /// The capture holding the VM (`queued` or `running`), if any.
-    pub active: Option<String>,
     /// The newest capture for this VM.
     pub latest: Option<String>,
     /// Digests of the newest alerts seen for this VM (duplicate detection after coalescing).
@@ -187,11 +185,11 @@ impl Index {
     pub fn active_count(&self) -> usize {
         self.entries.iter().filter(|e| e.state.is_active()).count()
     }
-    /// Ids due at `now`, earliest first, at most `limit`.
-    pub fn due(&self, now: UnixSeconds, limit: usize) -> Vec<String> {
+    /// Entries due at `now`, earliest first, at most `limit`.
+    pub fn due_entries(&self, now: UnixSeconds, limit: usize) -> Vec<IndexEntry> {
         let mut due: Vec<&IndexEntry> = self.entries.iter().filter(|e| e.due_at.is_some_and(|t| t <= now)).collect();
         due.sort_by_key(|e| e.due_at);
-        due.into_iter().take(limit).map(|e| e.id.clone()).collect()
+        due.into_iter().take(limit).cloned().collect()
     }
     /// Number due at `now`, and the earliest future due time.
     pub fn due_summary(&self, now: UnixSeconds) -> (usize, Option<UnixSeconds>) {
@@ -240,20 +238,15 @@ pub fn evict(index: &mut Index, now: UnixSeconds, max_records: usize, retention_
     removed
 }
 
-/// Delete evicted records, and the VM keys that pointed only at them.
+/// Delete evicted records, and the VM keys whose newest record they were.
 pub fn purge(kv: &dyn KvStore, evicted: &[IndexEntry]) -> Result<(), StoreError> {
     for e in evicted {
         kv.delete(&record_key(&e.id))?;
         if e.vm_key.is_empty() {
             continue;
         }
-        let vm = update::<VmState, _>(kv, &e.vm_key, |vm| match vm {
-            Some(vm) if vm.latest.as_deref() == Some(e.id.as_str()) && vm.active.is_none() => {
-                Change::Put(VmState { latest: None, ..vm })
-            }
-            _ => Change::Keep,
-        })?;
-        if vm.is_some_and(|vm| vm.latest.is_none() && vm.active.is_none()) {
+        // The VM key goes with the VM's newest record, so VM keys never outnumber records.
+        if read::<VmState>(kv, &e.vm_key)?.is_some_and(|vm| vm.latest.as_deref() == Some(e.id.as_str())) {
             kv.delete(&e.vm_key)?;
         }
     }
