@@ -84,6 +84,10 @@ impl HttpClient for SpinHttp {
     fn send(&self, r: &OutboundRequest) -> Result<OutboundResponse, TransportError> {
         let (scheme, authority, path) = split_url(&r.url)?;
         let headers = wasi_http::Fields::new();
+        // A declared length rather than chunked encoding: some webhook receivers refuse chunks.
+        if !r.body.is_empty() && r.header("content-length").is_none() {
+            let _ = headers.append("content-length", r.body.len().to_string().as_bytes());
+        }
         for (k, v) in &r.headers {
             headers.append(k, v.as_bytes()).map_err(|_| TransportError::Other(format!("header {k} refused")))?;
         }

@@ -196,6 +196,7 @@ struct Shared {
     kv_labels: Arc<Vec<String>>,
     environment: Vec<(String, String)>,
     kv: KvStore,
+    clock: crate::clock::TestClock,
     journal: OutboundJournal,
     logs: LogBuffer,
     next_request: AtomicU64,
@@ -248,6 +249,7 @@ impl Host {
                 kv_labels: Arc::new(kv_labels),
                 environment,
                 kv: KvStore::new(),
+                clock: crate::clock::TestClock::default(),
                 journal: OutboundJournal::default(),
                 logs: LogBuffer::new(echo),
                 next_request: AtomicU64::new(0),
@@ -255,6 +257,11 @@ impl Host {
                 blocking_runtime: OnceLock::new(),
             }),
         })
+    }
+
+    /// The guests' wall clock, which tests can move forward.
+    pub fn clock(&self) -> &crate::clock::TestClock {
+        &self.shared.clock
     }
 
     /// The shared key-value store.
@@ -358,7 +365,8 @@ impl Host {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(shared.logs.stream(request_id, Stream::Stdout))
             .stderr(shared.logs.stream(request_id, Stream::Stderr))
-            .envs(&shared.environment);
+            .envs(&shared.environment)
+            .wall_clock(shared.clock.clone());
         let state = InstanceState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),

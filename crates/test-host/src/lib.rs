@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
 mod host;
 mod kv;
 mod logs;
@@ -26,6 +27,7 @@ mod manifest;
 mod outbound;
 mod spin;
 
+pub use clock::TestClock;
 pub use host::{Host, HostError, HostOptions, Request, RequestStats, Response};
 pub use kv::{CasSemantics, KvCounts, KvStore};
 pub use logs::{LogBuffer, LogLine, Stream};
