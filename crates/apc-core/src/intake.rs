@@ -22,6 +22,8 @@ use crate::store::{self, Change, Index, IndexEntry, StoreError, VmState};
 
 /// How old an index entry without a record must be before a poll drops it.
 pub const ORPHAN_GRACE: i64 = 120;
+/// Index decisions tried per target before answering `503` (Azure then retries).
+const DECIDE_ROUNDS: usize = 64;
 
 /// What happened to one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +137,8 @@ fn note_on_vm(ctx: &Ctx, rec: &CaptureRecord, digest: &str, latest: bool) -> Res
 
 /// The decision taken atomically on the index.
 enum IndexDecision {
-    /// An entry for this (alert, VM) exists.
-    Exists,
+    /// An entry for this (alert, VM) exists, created at this time.
+    Exists(UnixSeconds),
     /// Another capture is active on the VM.
     ActiveOnVm(String),
     /// Entered as a new active capture.
@@ -149,13 +151,13 @@ fn decide(ctx: &Ctx, rec: &CaptureRecord) -> Result<IndexDecision, StoreError> {
     let now = ctx.now();
     let vm_kv_key = store::vm_key(&rec.vm_key);
     let max = ctx.cfg.max_active_captures as usize;
-    let mut decision = IndexDecision::Exists;
+    let mut decision = IndexDecision::Exists(now);
     let mut evicted = Vec::new();
     store::update::<Index, _>(ctx.world.kv, store::INDEX_KEY, |cur| {
         let mut index = cur.unwrap_or_default();
         evicted.clear();
-        if index.entries.iter().any(|e| e.id == rec.id) {
-            decision = IndexDecision::Exists;
+        if let Some(e) = index.entries.iter().find(|e| e.id == rec.id) {
+            decision = IndexDecision::Exists(e.created_at);
             return Change::Keep;
         }
         if let Some(e) = index.entries.iter().find(|e| e.vm_key == vm_kv_key && e.state.is_active()) {
@@ -211,12 +213,15 @@ pub fn handle_target(ctx: &Ctx, alert: &Alert, target: &Target) -> Result<Target
     if rec.location.is_none() {
         rec.location = vm.location.clone();
     }
-    // A handful of rounds: a capture we try to coalesce into may finish in between.
-    for _ in 0..4 {
+    // Several rounds: the capture we coalesce into may finish in between, or its record may
+    // not be written yet by the request that won its index entry a moment ago.
+    for _ in 0..DECIDE_ROUNDS {
         match decide(ctx, &rec)? {
-            IndexDecision::Exists => {
+            IndexDecision::Exists(created_at) => {
                 let existing = match read_record(ctx, &rec.id)? {
                     Some(r) => r,
+                    // Still being handled by the first delivery: answer with what it will write.
+                    None if created_at + ORPHAN_GRACE > now => rec.clone(),
                     None => {
                         // The first delivery died between index and record: finish its work.
                         write_record(ctx, &rec)?;
