@@ -89,7 +89,18 @@ fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String
     let location = match rec.location.clone().or(known_location) {
         Some(l) => l,
         None => match ctx.azure.get_vm(target.capture_target()) {
-            Ok(vm) => vm.location,
+            Ok(vm) => {
+                if !vm.has_watcher_agent {
+                    // Azure refuses the capture without the agent; say what to do, and still try
+                    // (the extension list may lag behind an install in progress).
+                    rec.warnings.push(
+                        "the Network Watcher agent extension (Microsoft.Azure.NetworkWatcher) is not installed on the VM; \
+                         install it (az vm extension set --publisher Microsoft.Azure.NetworkWatcher --name NetworkWatcherAgentLinux or NetworkWatcherAgentWindows)"
+                            .to_string(),
+                    );
+                }
+                vm.location
+            }
             Err(e) => return on_error(ctx, rec, "reading the VM", &e, true),
         },
     };

@@ -124,3 +124,75 @@ pub fn deliver(http: &dyn HttpClient, url: &str, rec: &CaptureRecord, format: No
         Err(e) => Err(NotifyError::Transport(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::CaptureSpec;
+
+    fn record(state: State) -> CaptureRecord {
+        CaptureRecord {
+            id: "apc-vm1-20261125T020000-0a1b2c3d".into(),
+            name: "apc-vm1-20261125T020000-0a1b2c3d".into(),
+            vm: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1".into(),
+            vm_key: "k".into(),
+            watcher: None,
+            location: Some("westus".into()),
+            state,
+            azure_status: Some("Stopped".into()),
+            stop_reason: Some("TimeExceeded".into()),
+            errors: vec!["ARM 400 InvalidRequest: bad".into()],
+            warnings: vec![],
+            alert_ids: vec!["a|t".into()],
+            alert_ids_dropped: 0,
+            alert_rule: Some("tcp-segments-sent".into()),
+            skip_reason: Some("limit".into()),
+            spec: CaptureSpec {
+                time_limit_seconds: 300,
+                bytes_per_packet: 0,
+                bytes_per_session: 1,
+                filters: vec![],
+                storage_account_id: None,
+                file_path: None,
+            },
+            created_at: 0,
+            updated_at: 0,
+            started_at: None,
+            finished_at: None,
+            next_check_at: None,
+            attempts: 1,
+            storage_path: Some("https://st.blob.core.windows.net/c/x.cap".into()),
+            file_path: None,
+            notified: false,
+            notify_attempts: 0,
+            notify_error: None,
+            azure_deleted: false,
+        }
+    }
+
+    #[test]
+    fn event_id_is_stable_per_record_and_state() {
+        let a = record(State::Succeeded);
+        assert_eq!(event_id(&a), event_id(&a.clone()));
+        assert_ne!(event_id(&a), event_id(&record(State::Failed)));
+        assert_eq!(event_id(&a).len(), 32);
+    }
+
+    #[test]
+    fn slack_and_teams_bodies_carry_the_file_location() {
+        let r = record(State::Succeeded);
+        let slack = body(&r, NotifyFormat::Slack);
+        assert!(slack["text"].as_str().unwrap().contains("https://st.blob.core.windows.net/c/x.cap"));
+        let teams = body(&r, NotifyFormat::Teams);
+        assert_eq!(teams["type"], "message");
+        let card = &teams["attachments"][0];
+        assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(card["content"]["type"], "AdaptiveCard");
+        assert!(card["content"].to_string().contains("x.cap"));
+        let failed = body(&record(State::Failed), NotifyFormat::Json);
+        assert_eq!(failed["type"], "capture.failed");
+        assert!(failed["summary"].as_str().unwrap().contains("InvalidRequest"));
+        let skipped = body(&record(State::Skipped), NotifyFormat::Slack);
+        assert!(skipped["text"].as_str().unwrap().contains("skipped (limit)"));
+    }
+}
