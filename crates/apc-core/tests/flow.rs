@@ -72,6 +72,18 @@ impl Env {
         serde_json::from_str(&raw).unwrap()
     }
 
+    /// The cold path of a first alert, in order: token, VM GET, watcher list, then the PUT.
+    fn script_cold_path(&self) {
+        self.token_ok();
+        self.http.expect(Method::Get, VM1_URL, sample_response("compute/VirtualMachineGet.2025-04-01.json", 200));
+        self.http.expect(
+            Method::Get,
+            WATCHERS_URL,
+            sample_response("network-watcher/NetworkWatcherListAll.2026-07-01.json", 200),
+        );
+        self.http.route(Method::Put, NW2, sample_response("network-watcher/PacketCaptureCreate.2026-07-01.json", 201));
+    }
+
     fn token_ok(&self) {
         self.http.expect(
             Method::Post,
@@ -116,14 +128,7 @@ fn body_json(r: &OutboundRequest) -> Value {
 #[test]
 fn first_alert_cold_then_warm_then_duplicate_and_resolved() {
     let env = Env::new();
-    env.token_ok();
-    env.http.expect(Method::Get, VM1_URL, sample_response("compute/VirtualMachineGet.2025-04-01.json", 200));
-    env.http.expect(
-        Method::Get,
-        WATCHERS_URL,
-        sample_response("network-watcher/NetworkWatcherListAll.2026-07-01.json", 200),
-    );
-    env.http.route(Method::Put, NW2, sample_response("network-watcher/PacketCaptureCreate.2026-07-01.json", 201));
+    env.script_cold_path();
 
     let (resp, v) = env.alert(&common_vm_alert());
     assert_eq!(resp.status, 202, "{v}");
@@ -206,14 +211,7 @@ fn first_alert_cold_then_warm_then_duplicate_and_resolved() {
 
 /// Set up a running capture on VM wcus-r2-gen2 and return its id.
 fn running_capture(env: &Env) -> String {
-    env.token_ok();
-    env.http.route(Method::Get, VM1_URL, sample_response("compute/VirtualMachineGet.2025-04-01.json", 200));
-    env.http.route(
-        Method::Get,
-        WATCHERS_URL,
-        sample_response("network-watcher/NetworkWatcherListAll.2026-07-01.json", 200),
-    );
-    env.http.route(Method::Put, NW2, sample_response("network-watcher/PacketCaptureCreate.2026-07-01.json", 201));
+    env.script_cold_path();
     let (resp, v) = env.alert(&common_vm_alert());
     assert_eq!(resp.status, 202, "{v}");
     env.http.clear_log();
