@@ -191,3 +191,42 @@ fn outbound_host_outside_the_manifest_is_refused_and_reported_as_configuration()
     // /healthz is a plain GET without a key.
     assert_eq!(w.host.request_blocking(Request::get("/healthz")).unwrap().status, 200);
 }
+
+#[test]
+fn hostile_location_and_next_link_are_never_followed() {
+    let w = World::new(1, &[]);
+    w.emu.set_hostile_base(Some("http://169.254.169.254:80"));
+    let (resp, v) = w.alert(&common_alert("vm-1", "a1"));
+    assert_eq!(resp.status, 202, "{v}");
+    let id = first_capture(&v);
+    w.advance(31);
+    w.poll();
+    w.advance(300);
+    w.poll();
+    assert_eq!(w.capture(&id)["state"], "succeeded");
+    let base = w.emu.base_url();
+    for r in w.host.outbound().records() {
+        assert!(
+            r.url.starts_with(&base) || r.url.starts_with(&w.sink.origin),
+            "the component called {} (outcome {:?})",
+            r.url,
+            r.outcome
+        );
+    }
+    assert!(!w.host.outbound().records().iter().any(|r| matches!(r.outcome, OutboundOutcome::Denied)));
+}
+
+#[test]
+fn oversized_and_non_json_bodies_are_refused_before_any_read() {
+    let w = World::new(1, &[]);
+    let big = vec![b' '; 1024 * 1024 + 10];
+    // Declared length over the limit.
+    let r = w.send(Request::post("/alerts", big.clone()).header("content-type", "application/json"));
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!((r.stats.kv.total(), r.stats.outbound), (0, 0));
+    let r = w.send(Request::post("/alerts", b"{}".to_vec()).header("content-type", "text/plain"));
+    assert_eq!(r.status, 415);
+    assert_eq!((r.stats.kv.total(), r.stats.outbound), (0, 0));
+    assert!(w.host.kv().keys().is_empty());
+}
