@@ -19,19 +19,12 @@ const LRO_RETRY_AFTER: &str = "10";
 
 /// ARM's error body `{"error":{"code","message"}}`.
 pub(crate) fn error(status: u16, code: &str, message: &str) -> Response {
-    Response::json(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
+    Response::json(status, &json!({"error": {"code": code, "message": message}}))
 }
 
 /// A path no route knows.
 pub(crate) fn not_found_route(req: &Request) -> Response {
-    error(
-        404,
-        "NoRegisteredProviderFound",
-        &format!("The emulator has no route for {} {}.", req.method, req.path),
-    )
+    error(404, "NoRegisteredProviderFound", &format!("The emulator has no route for {} {}.", req.method, req.path))
 }
 
 pub(crate) fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
@@ -47,22 +40,12 @@ pub(crate) fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
         return bad;
     }
     let mut st = inner.lock();
-    let host = st
-        .settings
-        .hostile_base
-        .clone()
-        .unwrap_or_else(|| inner.base().to_string());
+    let host = st.settings.hostile_base.clone().unwrap_or_else(|| inner.base().to_string());
     match route {
         Route::VmGet { sub, rg, vm } => vm_get(&st, sub, rg, vm),
         Route::WatchersList { sub } => watchers_list(&st, sub, &host),
         Route::CaptureList { sub, rg, nw } => capture_list(&st, sub, rg, nw, &host),
-        Route::Capture {
-            op,
-            sub,
-            rg,
-            nw,
-            name,
-        } => {
+        Route::Capture { op, sub, rg, nw, name } => {
             let key = capture_key(sub, rg, nw, name);
             match *op {
                 routes::CAPTURE_PUT => capture_put(&mut st, &host, (sub, rg, nw, name), req),
@@ -125,22 +108,14 @@ fn authenticate(inner: &Inner, req: &Request) -> Option<Response> {
     };
     let Some(header) = req.header("authorization") else {
         return Some(
-            error(
-                401,
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header is missing.",
-            )
-            .with_header(
-                "WWW-Authenticate",
-                challenge("The authentication failed because of missing 'Authorization' header."),
-            ),
+            error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+                .with_header(
+                    "WWW-Authenticate",
+                    challenge("The authentication failed because of missing 'Authorization' header."),
+                ),
         );
     };
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
-        .unwrap_or("");
+    let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim).unwrap_or("");
     let (expiry, now) = {
         let st = inner.lock();
         (st.tokens.get(token).copied(), st.now())
@@ -157,21 +132,11 @@ fn authenticate(inner: &Inner, req: &Request) -> Option<Response> {
                     fmt_time(now)
                 ),
             )
-            .with_header(
-                "WWW-Authenticate",
-                challenge("The access token has expired."),
-            ),
+            .with_header("WWW-Authenticate", challenge("The access token has expired.")),
         ),
         None => Some(
-            error(
-                401,
-                "InvalidAuthenticationToken",
-                "The access token is invalid.",
-            )
-            .with_header(
-                "WWW-Authenticate",
-                challenge("The access token is invalid."),
-            ),
+            error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+                .with_header("WWW-Authenticate", challenge("The access token is invalid.")),
         ),
     }
 }
@@ -187,20 +152,12 @@ fn check_api_version(req: &Request, min: Option<&str>) -> Option<Response> {
     };
     let date = v.strip_suffix("-preview").unwrap_or(&v);
     let shaped = date.len() == 10
-        && date.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
+        && date.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
     if !shaped {
         return Some(error(
             400,
             "InvalidApiVersionParameter",
-            &format!(
-                "The api-version '{v}' is invalid. The supported versions are in 'YYYY-MM-DD' format."
-            ),
+            &format!("The api-version '{v}' is invalid. The supported versions are in 'YYYY-MM-DD' format."),
         ));
     }
     if let Some(min) = min
@@ -218,15 +175,12 @@ fn check_api_version(req: &Request, min: Option<&str>) -> Option<Response> {
 }
 
 pub(crate) fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn vm_get(st: &State, sub: &str, rg: &str, name: &str) -> Response {
-    let key = format!(
-        "/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.compute/virtualmachines/{name}"
-    )
-    .to_ascii_lowercase();
+    let key = format!("/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.compute/virtualmachines/{name}")
+        .to_ascii_lowercase();
     let Some(vm) = st.vms.get(&key) else {
         return error(
             404,
@@ -237,10 +191,7 @@ fn vm_get(st: &State, sub: &str, rg: &str, name: &str) -> Response {
         );
     };
     let id = vm.id.canonical();
-    let rg_prefix = format!(
-        "/subscriptions/{}/resourceGroups/{}/providers",
-        vm.id.subscription, vm.id.resource_group
-    );
+    let rg_prefix = format!("/subscriptions/{}/resourceGroups/{}/providers", vm.id.subscription, vm.id.resource_group);
     let (os, agent_type, os_config) = match vm.os_type {
         OsType::Linux => (
             "Linux",
@@ -253,8 +204,7 @@ fn vm_get(st: &State, sub: &str, rg: &str, name: &str) -> Response {
             json!({"windowsConfiguration": {"provisionVMAgent": true, "enableAutomaticUpdates": true}}),
         ),
     };
-    let mut os_profile =
-        json!({"computerName": vm.id.name, "adminUsername": "azureuser", "secrets": []});
+    let mut os_profile = json!({"computerName": vm.id.name, "adminUsername": "azureuser", "secrets": []});
     if let (Some(p), Some(extra)) = (os_profile.as_object_mut(), os_config.as_object()) {
         p.extend(extra.clone());
     }
@@ -332,12 +282,7 @@ fn watchers_list(st: &State, sub: &str, host: &str) -> Response {
         .collect();
     Response::json(
         200,
-        &list_body(
-            st,
-            value,
-            host,
-            &format!("/subscriptions/{sub}/providers/Microsoft.Network/networkWatchers"),
-        ),
+        &list_body(st, value, host, &format!("/subscriptions/{sub}/providers/Microsoft.Network/networkWatchers")),
     )
 }
 
@@ -347,12 +292,7 @@ fn list_body(st: &State, value: Vec<Value>, host: &str, path: &str) -> Value {
     if st.settings.hostile_base.is_some()
         && let Some(obj) = body.as_object_mut()
     {
-        obj.insert(
-            "nextLink".into(),
-            json!(format!(
-                "{host}{path}?api-version={NETWORK_API}&$skiptoken=1"
-            )),
-        );
+        obj.insert("nextLink".into(), json!(format!("{host}{path}?api-version={NETWORK_API}&$skiptoken=1")));
     }
     body
 }
@@ -409,11 +349,7 @@ pub(crate) fn props_for_get(c: &Capture) -> Value {
 
 fn query_status(c: &Capture, now: OffsetDateTime) -> Value {
     let s = c.status_at(now);
-    let started = if s.status == "NotStarted" {
-        c.created_at
-    } else {
-        c.start_at
-    };
+    let started = if s.status == "NotStarted" { c.created_at } else { c.start_at };
     let mut body = json!({
         "name": c.name,
         "id": c.id,
@@ -434,17 +370,9 @@ fn bad(code: &str, message: impl AsRef<str>) -> Response {
 /// Network RP name rule: 1–80 characters of letters, digits, `_`, `.`, `-`; starts with a
 /// letter or digit; ends with a letter, digit or `_`.
 fn valid_name(name: &str) -> bool {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    let first_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let last_ok = name
-        .chars()
-        .last()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let last_ok = name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     !name.is_empty() && name.len() <= 80 && ok_chars && first_ok && last_ok
 }
 
@@ -453,28 +381,21 @@ fn int_prop(props: &Map<String, Value>, name: &str, max: u64) -> Result<Option<u
     match props.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => {
-            let out_of_range = || {
-                bad(
-                    "InvalidRequestFormat",
-                    format!("The value of '{name}' must be between 0 and {max}."),
-                )
-            };
+            let out_of_range =
+                || bad("InvalidRequestFormat", format!("The value of '{name}' must be between 0 and {max}."));
             match (v.as_u64(), v.as_i64()) {
                 (Some(n), _) if n <= max => Ok(Some(n)),
                 (Some(_), _) | (None, Some(_)) => Err(out_of_range()),
-                _ => Err(bad(
-                    "InvalidRequestFormat",
-                    format!("Cannot parse the request: '{name}' must be an integer."),
-                )),
+                _ => {
+                    Err(bad("InvalidRequestFormat", format!("Cannot parse the request: '{name}' must be an integer.")))
+                }
             }
         }
     }
 }
 
 fn str_prop<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    obj.get(name)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    obj.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// Port filter text: `80`, `80-85`, `80;443;`.
@@ -504,29 +425,20 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
         Err(e) => {
-            return bad(
-                "InvalidRequestFormat",
-                format!("Cannot parse the request. {e}"),
-            );
+            return bad("InvalidRequestFormat", format!("Cannot parse the request. {e}"));
         }
     };
     let Some(props) = body.get("properties").and_then(Value::as_object) else {
-        return bad(
-            "InvalidRequestFormat",
-            "Cannot parse the request: 'properties' is required.",
-        );
+        return bad("InvalidRequestFormat", "Cannot parse the request: 'properties' is required.");
     };
-    let watcher_key = format!(
-        "/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.network/networkwatchers/{nw}"
-    )
-    .to_ascii_lowercase();
+    let watcher_key =
+        format!("/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.network/networkwatchers/{nw}")
+            .to_ascii_lowercase();
     let Some(watcher) = st.watchers.get(&watcher_key).cloned() else {
         return error(
             404,
             "ParentResourceNotFound",
-            &format!(
-                "Can not perform requested operation on nested resource. Parent resource '{nw}' not found."
-            ),
+            &format!("Can not perform requested operation on nested resource. Parent resource '{nw}' not found."),
         );
     };
 
@@ -551,16 +463,10 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
     }
 
     let Some(target) = str_prop(props, "target") else {
-        return bad(
-            "InvalidRequestFormat",
-            "Cannot parse the request: 'properties.target' is required.",
-        );
+        return bad("InvalidRequestFormat", "Cannot parse the request: 'properties.target' is required.");
     };
     let Some(storage) = props.get("storageLocation").and_then(Value::as_object) else {
-        return bad(
-            "InvalidRequestFormat",
-            "Cannot parse the request: 'properties.storageLocation' is required.",
-        );
+        return bad("InvalidRequestFormat", "Cannot parse the request: 'properties.storageLocation' is required.");
     };
     let bytes_per_packet = match int_prop(props, "bytesToCapturePerPacket", 4_294_967_295) {
         Ok(v) => v.unwrap_or(0),
@@ -574,10 +480,7 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
         Ok(v) => v.unwrap_or(18_000),
         Err(r) => return r,
     };
-    let target_type = props
-        .get("targetType")
-        .and_then(Value::as_str)
-        .unwrap_or("AzureVM");
+    let target_type = props.get("targetType").and_then(Value::as_str).unwrap_or("AzureVM");
     let want_vmss = if target_type.eq_ignore_ascii_case("AzureVM") {
         false
     } else if target_type.eq_ignore_ascii_case("AzureVMSS") {
@@ -597,11 +500,7 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
                 return bad("InvalidRequestFormat", "Each filter must be an object.");
             };
             if let Some(p) = f.get("protocol") {
-                let ok = p.as_str().is_some_and(|p| {
-                    ["TCP", "UDP", "Any"]
-                        .iter()
-                        .any(|a| a.eq_ignore_ascii_case(p))
-                });
+                let ok = p.as_str().is_some_and(|p| ["TCP", "UDP", "Any"].iter().any(|a| a.eq_ignore_ascii_case(p)));
                 if !ok {
                     return bad(
                         "InvalidPacketCaptureFilterProtocol",
@@ -615,9 +514,7 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
                 {
                     return bad(
                         "InvalidPacketCaptureFilterPort",
-                        format!(
-                            "Filter {port} {p} is invalid. Use a port, a range '80-85' or a list '80;443;'."
-                        ),
+                        format!("Filter {port} {p} is invalid. Use a port, a range '80-85' or a list '80;443;'."),
                     );
                 }
             }
@@ -641,18 +538,11 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
                 Some(a.name.to_ascii_lowercase())
             }
             _ => {
-                return bad(
-                    "InvalidStorageId",
-                    format!("Storage id {sid} is not a valid storage account id."),
-                );
+                return bad("InvalidStorageId", format!("Storage id {sid} is not a valid storage account id."));
             }
         },
     };
-    if props
-        .get("continuousCapture")
-        .is_some_and(Value::is_boolean)
-        && str_prop(storage, "filePath").is_some()
-    {
+    if props.get("continuousCapture").is_some_and(Value::is_boolean) && str_prop(storage, "filePath").is_some() {
         return bad(
             "InvalidRequestFormat",
             "storageLocation.filePath is invalid when continuousCapture is set; use localPath.",
@@ -660,17 +550,11 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
     }
 
     let Some(target_id) = ArmId::parse(target) else {
-        return bad(
-            "InvalidTargetResourceId",
-            format!("Target {target} is not a valid resource id."),
-        );
+        return bad("InvalidTargetResourceId", format!("Target {target} is not a valid resource id."));
     };
     let vm = st.vms.get(&target_id.key()).cloned();
     let Some(vm) = vm.filter(|v| v.scale_set == want_vmss) else {
-        return bad(
-            "InvalidTargetResource",
-            format!("Target resource {target} of type {target_type} was not found."),
-        );
+        return bad("InvalidTargetResource", format!("Target resource {target} of type {target_type} was not found."));
     };
     if vm.location != watcher.location {
         return bad(
@@ -684,10 +568,7 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
     if !vm.agent {
         return bad(
             "NetworkWatcherExtensionNotInstalled",
-            format!(
-                "The Network Watcher agent extension is not installed on {}.",
-                vm.id.name
-            ),
+            format!("The Network Watcher agent extension is not installed on {}.", vm.id.name),
         );
     }
     if vm.os_type == OsType::Linux
@@ -709,10 +590,7 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
     out.entry("filters").or_insert_with(|| json!([]));
     if let Some(account) = account {
         let mut loc = storage.clone();
-        loc.insert(
-            "storagePath".into(),
-            json!(storage_path(&account, &vm.id, now)),
-        );
+        loc.insert("storagePath".into(), json!(storage_path(&account, &vm.id, now)));
         out.insert("storageLocation".into(), Value::Object(loc));
     }
     let delay = st.settings.config.capture_start_delay_secs;

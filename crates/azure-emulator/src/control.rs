@@ -34,10 +34,7 @@ fn ok(value: Value) -> Response {
 }
 
 fn bad(message: impl std::fmt::Display) -> Response {
-    Response::json(
-        400,
-        &json!({"error": {"code": "BadControlRequest", "message": message.to_string()}}),
-    )
+    Response::json(400, &json!({"error": {"code": "BadControlRequest", "message": message.to_string()}}))
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
@@ -75,9 +72,7 @@ pub(crate) fn handle(inner: &Inner, req: &Request) -> Response {
     let rest = req.path.trim_start_matches("/_emulator").trim_matches('/');
     let result = match (req.method.as_str(), rest) {
         ("POST", "vms") => parse::<VmSpec>(req).and_then(|vm| seeded(crate::add_vm(inner, vm))),
-        ("POST", "watchers") => {
-            parse::<WatcherSpec>(req).and_then(|w| seeded(crate::add_watcher(inner, w)))
-        }
+        ("POST", "watchers") => parse::<WatcherSpec>(req).and_then(|w| seeded(crate::add_watcher(inner, w))),
         ("POST", "demo") => Ok(ok(json!(crate::seed_demo(inner)))),
         ("GET", "clock") => Ok(clock(inner)),
         ("POST", "clock/set") => parse::<SetClock>(req).and_then(|s| {
@@ -133,8 +128,7 @@ pub(crate) fn handle(inner: &Inner, req: &Request) -> Response {
         }),
         ("GET", "captures") => Ok(ok(json!(crate::captures(inner)))),
         ("POST", "hostile") => parse::<Hostile>(req).map(|h| {
-            inner.lock().settings.hostile_base =
-                h.base.map(|b| b.trim_end_matches('/').to_string());
+            inner.lock().settings.hostile_base = h.base.map(|b| b.trim_end_matches('/').to_string());
             ok(json!({}))
         }),
         _ => Err(Response::json(

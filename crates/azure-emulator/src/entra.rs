@@ -9,14 +9,9 @@ use crate::http::{Request, Response};
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
 pub(crate) fn token(inner: &Inner, tenant: &str, req: &Request) -> Response {
-    let form: Vec<(String, String)> = form_urlencoded::parse(&req.body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let form: Vec<(String, String)> =
+        form_urlencoded::parse(&req.body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let config = inner.lock().settings.config.clone();
 
     if !tenant.eq_ignore_ascii_case(&config.tenant_id) {
@@ -101,9 +96,7 @@ pub(crate) fn token(inner: &Inner, tenant: &str, req: &Request) -> Response {
     let mut st = inner.lock();
     let token = format!("emu.{}", st.random_hex(4));
     let lifetime = config.token_lifetime_secs;
-    let expires = st.now().saturating_add(Duration::seconds(
-        i64::try_from(lifetime).unwrap_or(i64::MAX),
-    ));
+    let expires = st.now().saturating_add(Duration::seconds(i64::try_from(lifetime).unwrap_or(i64::MAX)));
     st.tokens.insert(token.clone(), expires);
     Response::json(
         200,
@@ -134,9 +127,7 @@ fn error(inner: &Inner, status: u16, err: &str, code: u32, text: &str) -> Respon
         let mut st = inner.lock();
         let stamp = st
             .now()
-            .format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
-            ))
+            .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z"))
             .unwrap_or_default();
         (st.guid(), st.guid(), stamp)
     };
@@ -159,26 +150,10 @@ fn error(inner: &Inner, status: u16, err: &str, code: u32, text: &str) -> Respon
 /// An injected fault on the token endpoint.
 pub(crate) fn fault(inner: &Inner, status: u16, retry_after: u32) -> Response {
     let (err, code, text) = match status {
-        429 => (
-            "temporarily_unavailable",
-            50196,
-            "The server is throttling requests.",
-        ),
-        s if s >= 500 => (
-            "temporarily_unavailable",
-            90033,
-            "A transient error has occurred. Please try again.",
-        ),
-        _ => (
-            "invalid_request",
-            90000,
-            "The emulator injected this error.",
-        ),
+        429 => ("temporarily_unavailable", 50196, "The server is throttling requests."),
+        s if s >= 500 => ("temporarily_unavailable", 90033, "A transient error has occurred. Please try again."),
+        _ => ("invalid_request", 90000, "The emulator injected this error."),
     };
     let resp = error(inner, status, err, code, text);
-    if matches!(status, 429 | 503) {
-        resp.with_header("Retry-After", retry_after.to_string())
-    } else {
-        resp
-    }
+    if matches!(status, 429 | 503) { resp.with_header("Retry-After", retry_after.to_string()) } else { resp }
 }

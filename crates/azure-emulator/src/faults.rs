@@ -79,22 +79,12 @@ fn default_retry_after() -> u32 {
 impl Fault {
     /// A fault for the next `n` calls of `route`.
     pub fn count(route: &str, kind: FaultKind, n: u32) -> Fault {
-        Fault {
-            route: route.to_string(),
-            kind,
-            trigger: Trigger::Count(n),
-            retry_after_secs: 1,
-        }
+        Fault { route: route.to_string(), kind, trigger: Trigger::Count(n), retry_after_secs: 1 }
     }
 
     /// A fault that hits each call of `route` with probability `p`.
     pub fn probability(route: &str, kind: FaultKind, p: f64) -> Fault {
-        Fault {
-            route: route.to_string(),
-            kind,
-            trigger: Trigger::Probability(p),
-            retry_after_secs: 1,
-        }
+        Fault { route: route.to_string(), kind, trigger: Trigger::Probability(p), retry_after_secs: 1 }
     }
 
     /// Sets the `Retry-After` seconds.
@@ -144,10 +134,7 @@ pub(crate) struct Decision {
 
 impl Faults {
     pub fn new(seed: u64) -> Faults {
-        Faults {
-            rules: Vec::new(),
-            rng: Prng::new(seed),
-        }
+        Faults { rules: Vec::new(), rng: Prng::new(seed) }
     }
 
     pub fn reseed(&mut self, seed: u64) {
@@ -192,8 +179,7 @@ impl Faults {
                 other => decision.action = Some((other.clone(), rule.retry_after_secs)),
             }
         }
-        self.rules
-            .retain(|r| !matches!(r.trigger, Trigger::Count(0)));
+        self.rules.retain(|r| !matches!(r.trigger, Trigger::Count(0)));
         decision
     }
 }
@@ -216,9 +202,7 @@ mod tests {
         let run = |seed| {
             let mut f = Faults::new(seed);
             f.add(Fault::probability("*", FaultKind::Drop, 0.5));
-            (0..64)
-                .map(|_| f.decide("vm_get").action.is_some())
-                .collect::<Vec<_>>()
+            (0..64).map(|_| f.decide("vm_get").action.is_some()).collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));

@@ -32,17 +32,12 @@ pub(crate) struct Request {
 impl Request {
     /// First header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Value of a query parameter, decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        form_urlencoded::parse(self.query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
+        form_urlencoded::parse(self.query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
 }
 
@@ -58,20 +53,13 @@ impl Response {
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
         Response {
             status,
-            headers: vec![(
-                "Content-Type".into(),
-                "application/json; charset=utf-8".into(),
-            )],
+            headers: vec![("Content-Type".into(), "application/json; charset=utf-8".into())],
             body: value.to_string().into_bytes(),
         }
     }
 
     pub fn empty(status: u16) -> Self {
-        Response {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        Response { status, headers: Vec::new(), body: Vec::new() }
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -105,11 +93,7 @@ impl Server {
         let accept = std::thread::Builder::new()
             .name("azure-emulator-accept".into())
             .spawn(move || accept_loop(listener, handler, stop_accept))?;
-        Ok(Server {
-            addr,
-            stop,
-            accept: Some(accept),
-        })
+        Ok(Server { addr, stop, accept: Some(accept) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -173,8 +157,7 @@ fn serve_connection(mut stream: TcpStream, handler: Arc<Handler>, stop: Arc<Atom
 }
 
 fn wants_close(req: &Request) -> bool {
-    req.header("connection")
-        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -182,12 +165,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Reads more bytes into `buf`. `Ok(false)` on EOF; timeouts count idle polls.
-fn fill(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    stop: &AtomicBool,
-    idle: &mut u32,
-) -> Result<bool, u16> {
+fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool, idle: &mut u32) -> Result<bool, u16> {
     let mut chunk = [0u8; 8192];
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -200,12 +178,7 @@ fn fill(
                 *idle = 0;
                 return Ok(true);
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 *idle += 1;
                 if *idle >= IDLE_POLLS {
                     return Ok(false);
@@ -219,11 +192,7 @@ fn fill(
 
 /// Reads one request. `Ok(None)` when the peer closed (or idled out) between requests;
 /// `Err(status)` for a malformed request.
-fn read_request(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    stop: &AtomicBool,
-) -> Result<Option<Request>, u16> {
+fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> Result<Option<Request>, u16> {
     let mut idle = 0;
     let head_end = loop {
         if let Some(pos) = find(buf, b"\r\n\r\n") {
@@ -255,23 +224,13 @@ fn read_request(
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target.to_string(), String::new()),
     };
-    let mut request = Request {
-        method: method.to_string(),
-        path,
-        query,
-        headers,
-        body: Vec::new(),
-    };
+    let mut request = Request { method: method.to_string(), path, query, headers, body: Vec::new() };
     if version == "HTTP/1.0" && request.header("connection").is_none() {
-        request
-            .headers
-            .push(("Connection".to_string(), "close".to_string()));
+        request.headers.push(("Connection".to_string(), "close".to_string()));
     }
     buf.drain(..head_end + 4);
 
-    let chunked = request
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let chunked = request.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     if chunked {
         request.body = read_chunked(stream, buf, stop)?;
     } else if let Some(len) = request.header("content-length") {
@@ -290,11 +249,7 @@ fn read_request(
     Ok(Some(request))
 }
 
-fn read_chunked(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    stop: &AtomicBool,
-) -> Result<Vec<u8>, u16> {
+fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> Result<Vec<u8>, u16> {
     let mut body = Vec::new();
     let mut idle = 0;
     loop {
@@ -368,11 +323,7 @@ fn write_response(stream: &mut TcpStream, resp: &Response, close: bool) -> io::R
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
-    out.push_str(if close {
-        "Connection: close\r\n\r\n"
-    } else {
-        "Connection: keep-alive\r\n\r\n"
-    });
+    out.push_str(if close { "Connection: close\r\n\r\n" } else { "Connection: keep-alive\r\n\r\n" });
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&resp.body);
     stream.write_all(&bytes)?;

@@ -112,12 +112,7 @@ pub struct VmSpec {
 impl VmSpec {
     /// A VM with the agent extension installed.
     pub fn new(id: &str, location: &str, os_type: OsType) -> VmSpec {
-        VmSpec {
-            id: id.to_string(),
-            location: location.to_string(),
-            os_type,
-            network_watcher_extension: true,
-        }
+        VmSpec { id: id.to_string(), location: location.to_string(), os_type, network_watcher_extension: true }
     }
 
     /// Sets whether the agent extension is installed.
@@ -139,10 +134,7 @@ pub struct WatcherSpec {
 impl WatcherSpec {
     /// A watcher.
     pub fn new(id: &str, location: &str) -> WatcherSpec {
-        WatcherSpec {
-            id: id.to_string(),
-            location: location.to_string(),
-        }
+        WatcherSpec { id: id.to_string(), location: location.to_string() }
     }
 }
 
@@ -223,9 +215,7 @@ pub struct Emulator {
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator")
-            .field("base_url", &self.base_url())
-            .finish()
+        f.debug_struct("Emulator").field("base_url", &self.base_url()).finish()
     }
 }
 
@@ -237,19 +227,10 @@ impl Emulator {
 
     /// Starts with the given configuration.
     pub fn start_with(listen: &str, config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
-        let inner = Arc::new(Inner {
-            state: Mutex::new(State::new(config)),
-            base: OnceLock::new(),
-        });
+        let inner = Arc::new(Inner { state: Mutex::new(State::new(config)), base: OnceLock::new() });
         let handler_inner = Arc::clone(&inner);
-        let server = Server::start(
-            listen,
-            Arc::new(move |req: Request| dispatch(&handler_inner, req)),
-        )
-        .map_err(|source| EmulatorError::Listen {
-            listen: listen.to_string(),
-            source,
-        })?;
+        let server = Server::start(listen, Arc::new(move |req: Request| dispatch(&handler_inner, req)))
+            .map_err(|source| EmulatorError::Listen { listen: listen.to_string(), source })?;
         let _ = inner.base.set(format!("http://{}", server.addr()));
         Ok(Emulator { inner, server })
     }
@@ -381,8 +362,7 @@ impl Emulator {
 }
 
 pub(crate) fn add_vm(inner: &Inner, vm: VmSpec) -> Result<(), EmulatorError> {
-    let id = ArmId::parse(&vm.id)
-        .ok_or_else(|| EmulatorError::InvalidId(vm.id.clone(), "not an ARM resource id"))?;
+    let id = ArmId::parse(&vm.id).ok_or_else(|| EmulatorError::InvalidId(vm.id.clone(), "not an ARM resource id"))?;
     let compute = id.namespace.eq_ignore_ascii_case("Microsoft.Compute");
     let scale_set = match id.kind.to_ascii_lowercase().as_str() {
         "virtualmachines" if compute => false,
@@ -413,21 +393,10 @@ pub(crate) fn add_vm(inner: &Inner, vm: VmSpec) -> Result<(), EmulatorError> {
 pub(crate) fn add_watcher(inner: &Inner, watcher: WatcherSpec) -> Result<(), EmulatorError> {
     let id = ArmId::parse(&watcher.id)
         .ok_or_else(|| EmulatorError::InvalidId(watcher.id.clone(), "not an ARM resource id"))?;
-    if !(id.namespace.eq_ignore_ascii_case("Microsoft.Network")
-        && id.kind.eq_ignore_ascii_case("networkWatchers"))
-    {
-        return Err(EmulatorError::InvalidId(
-            watcher.id,
-            "not a Microsoft.Network/networkWatchers id",
-        ));
+    if !(id.namespace.eq_ignore_ascii_case("Microsoft.Network") && id.kind.eq_ignore_ascii_case("networkWatchers")) {
+        return Err(EmulatorError::InvalidId(watcher.id, "not a Microsoft.Network/networkWatchers id"));
     }
-    inner.lock().watchers.insert(
-        id.key(),
-        Watcher {
-            id,
-            location: normalize_location(&watcher.location),
-        },
-    );
+    inner.lock().watchers.insert(id.key(), Watcher { id, location: normalize_location(&watcher.location) });
     Ok(())
 }
 
@@ -449,43 +418,24 @@ pub(crate) fn fail_capture(inner: &Inner, name: &str) {
 
 pub(crate) fn seed_demo(inner: &Inner) -> DemoIds {
     let sub = "00000000-0000-0000-0000-000000000000";
-    let vm_id = format!(
-        "/subscriptions/{sub}/resourceGroups/demo-rg/providers/Microsoft.Compute/virtualMachines/demo-vm"
-    );
+    let vm_id =
+        format!("/subscriptions/{sub}/resourceGroups/demo-rg/providers/Microsoft.Compute/virtualMachines/demo-vm");
     let watcher_id = format!(
         "/subscriptions/{sub}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/NetworkWatcher_westus"
     );
-    let storage_account_id = format!(
-        "/subscriptions/{sub}/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostorage"
-    );
+    let storage_account_id =
+        format!("/subscriptions/{sub}/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostorage");
     let mut st = inner.lock();
     let vm_uuid = st.guid();
     // These ids are constants known to parse.
     if let (Some(vm), Some(w)) = (ArmId::parse(&vm_id), ArmId::parse(&watcher_id)) {
         st.vms.insert(
             vm.key(),
-            Vm {
-                id: vm,
-                location: "westus".into(),
-                os_type: OsType::Linux,
-                agent: true,
-                scale_set: false,
-                vm_uuid,
-            },
+            Vm { id: vm, location: "westus".into(), os_type: OsType::Linux, agent: true, scale_set: false, vm_uuid },
         );
-        st.watchers.insert(
-            w.key(),
-            Watcher {
-                id: w,
-                location: "westus".into(),
-            },
-        );
+        st.watchers.insert(w.key(), Watcher { id: w, location: "westus".into() });
     }
-    DemoIds {
-        vm_id,
-        watcher_id,
-        storage_account_id,
-    }
+    DemoIds { vm_id, watcher_id, storage_account_id }
 }
 
 pub(crate) fn captures(inner: &Inner) -> Vec<CaptureInfo> {
@@ -562,22 +512,12 @@ fn fault_response(inner: &Inner, route: &Route, code: u16, retry_after: u32) -> 
             "RetryableErrorDueToAnotherOperation",
             "Operation is not allowed because another operation is in progress on the resource. Retry after some time.",
         ),
-        500 => (
-            "InternalServerError",
-            "An error occurred while processing the request.",
-        ),
-        503 => (
-            "ServiceUnavailable",
-            "The service is temporarily unavailable. Please retry.",
-        ),
+        500 => ("InternalServerError", "An error occurred while processing the request."),
+        503 => ("ServiceUnavailable", "The service is temporarily unavailable. Please retry."),
         _ => ("InjectedFault", "The emulator injected this error."),
     };
     let resp = arm::error(code, err, msg);
-    if matches!(code, 429 | 409 | 503) {
-        resp.with_header("Retry-After", retry_after.to_string())
-    } else {
-        resp
-    }
+    if matches!(code, 429 | 409 | 503) { resp.with_header("Retry-After", retry_after.to_string()) } else { resp }
 }
 
 fn record(inner: &Inner, route: &Route, req: &Request, status: Option<u16>, delivered: bool) {
@@ -613,9 +553,7 @@ fn record(inner: &Inner, route: &Route, req: &Request, status: Option<u16>, deli
 }
 
 fn model_time(st: &State) -> String {
-    st.now()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    st.now().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 const REDACTED: &str = "<redacted>";
@@ -623,11 +561,7 @@ const REDACTED: &str = "<redacted>";
 /// Replaces the values of secret form fields in a form-encoded string; other text is kept.
 fn redact_secrets(text: &str) -> String {
     const SECRET_FIELDS: [&str; 2] = ["client_secret", "client_assertion"];
-    let is_form = text.split('&').any(|p| {
-        SECRET_FIELDS
-            .iter()
-            .any(|f| p.starts_with(&format!("{f}=")))
-    });
+    let is_form = text.split('&').any(|p| SECRET_FIELDS.iter().any(|f| p.starts_with(&format!("{f}="))));
     if !is_form {
         return text.to_string();
     }
@@ -643,35 +577,13 @@ fn redact_secrets(text: &str) -> String {
 /// A classified request. Path segments are percent-decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Route {
-    Token {
-        tenant: String,
-    },
-    VmGet {
-        sub: String,
-        rg: String,
-        vm: String,
-    },
-    WatchersList {
-        sub: String,
-    },
-    CaptureList {
-        sub: String,
-        rg: String,
-        nw: String,
-    },
-    Capture {
-        op: &'static str,
-        sub: String,
-        rg: String,
-        nw: String,
-        name: String,
-    },
-    AsyncOperation {
-        sub: String,
-    },
-    OperationResult {
-        sub: String,
-    },
+    Token { tenant: String },
+    VmGet { sub: String, rg: String, vm: String },
+    WatchersList { sub: String },
+    CaptureList { sub: String, rg: String, nw: String },
+    Capture { op: &'static str, sub: String, rg: String, nw: String, name: String },
+    AsyncOperation { sub: String },
+    OperationResult { sub: String },
     Unknown,
 }
 
@@ -695,19 +607,15 @@ fn classify(req: &Request) -> Route {
         .path
         .trim_start_matches('/')
         .split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let m = req.method.as_str();
     match s.as_slice() {
-        [tenant, "oauth2", "v2.0", "token"] if m == "POST" && !tenant.is_empty() => Route::Token {
-            tenant: tenant.to_string(),
-        },
+        [tenant, "oauth2", "v2.0", "token"] if m == "POST" && !tenant.is_empty() => {
+            Route::Token { tenant: tenant.to_string() }
+        }
         [a, sub, b, rg, c, ns, t, vm]
             if m == "GET"
                 && eq(a, "subscriptions")
@@ -716,11 +624,7 @@ fn classify(req: &Request) -> Route {
                 && eq(ns, "Microsoft.Compute")
                 && eq(t, "virtualMachines") =>
         {
-            Route::VmGet {
-                sub: sub.to_string(),
-                rg: rg.to_string(),
-                vm: vm.to_string(),
-            }
+            Route::VmGet { sub: sub.to_string(), rg: rg.to_string(), vm: vm.to_string() }
         }
         [a, sub, c, ns, t]
             if m == "GET"
@@ -729,9 +633,7 @@ fn classify(req: &Request) -> Route {
                 && eq(ns, "Microsoft.Network")
                 && eq(t, "networkWatchers") =>
         {
-            Route::WatchersList {
-                sub: sub.to_string(),
-            }
+            Route::WatchersList { sub: sub.to_string() }
         }
         [a, sub, c, ns, l, _loc, o, _id]
             if m == "GET"
@@ -741,13 +643,9 @@ fn classify(req: &Request) -> Route {
                 && eq(l, "locations") =>
         {
             if eq(o, "operations") {
-                Route::AsyncOperation {
-                    sub: sub.to_string(),
-                }
+                Route::AsyncOperation { sub: sub.to_string() }
             } else if eq(o, "operationResults") {
-                Route::OperationResult {
-                    sub: sub.to_string(),
-                }
+                Route::OperationResult { sub: sub.to_string() }
             } else {
                 Route::Unknown
             }
@@ -770,13 +668,7 @@ fn classify(req: &Request) -> Route {
                 ("POST", [_, action]) if eq(action, "stop") => routes::CAPTURE_STOP,
                 _ => return Route::Unknown,
             };
-            Route::Capture {
-                op,
-                sub,
-                rg,
-                nw,
-                name: rest[0].to_string(),
-            }
+            Route::Capture { op, sub, rg, nw, name: rest[0].to_string() }
         }
         _ => Route::Unknown,
     }

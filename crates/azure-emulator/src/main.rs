@@ -2,9 +2,7 @@
 
 use std::process::ExitCode;
 
-use azure_emulator::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, Emulator, EmulatorConfig,
-};
+use azure_emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, Emulator, EmulatorConfig};
 
 fn usage() -> String {
     format!(
@@ -30,10 +28,7 @@ Control API: /_emulator/... (see the crate docs / README)."
 
 fn main() -> ExitCode {
     let mut listen = "127.0.0.1:8089".to_string();
-    let mut config = EmulatorConfig {
-        flowing_clock: true,
-        ..EmulatorConfig::default()
-    };
+    let mut config = EmulatorConfig { flowing_clock: true, ..EmulatorConfig::default() };
     let mut demo = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -48,12 +43,8 @@ fn main() -> ExitCode {
                 "--tenant-id" => config.tenant_id = value("--tenant-id")?,
                 "--client-id" => config.client_id = value("--client-id")?,
                 "--client-secret" => config.client_secret = value("--client-secret")?,
-                "--token-lifetime" => {
-                    config.token_lifetime_secs = number(&value("--token-lifetime")?)?
-                }
-                "--start-delay" => {
-                    config.capture_start_delay_secs = number(&value("--start-delay")?)?
-                }
+                "--token-lifetime" => config.token_lifetime_secs = number(&value("--token-lifetime")?)?,
+                "--start-delay" => config.capture_start_delay_secs = number(&value("--start-delay")?)?,
                 "--fault-seed" => config.fault_seed = number(&value("--fault-seed")?)?,
                 "--frozen-clock" => config.flowing_clock = false,
                 "--demo" => demo = true,
@@ -75,10 +66,7 @@ fn main() -> ExitCode {
         }
     };
     println!("azure-emulator listening on {}", emulator.base_url());
-    println!(
-        "tenant {} client {} (secret from --client-secret)",
-        config.tenant_id, config.client_id
-    );
+    println!("tenant {} client {} (secret from --client-secret)", config.tenant_id, config.client_id);
     if demo {
         let ids = emulator.seed_demo();
         println!("demo VM:       {}", ids.vm_id);
@@ -91,6 +79,5 @@ fn main() -> ExitCode {
 }
 
 fn number(text: &str) -> Result<u64, String> {
-    text.parse()
-        .map_err(|_| format!("{text:?} is not a non-negative integer"))
+    text.parse().map_err(|_| format!("{text:?} is not a non-negative integer"))
 }

@@ -19,11 +19,7 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub fn new(start: OffsetDateTime, flowing: bool) -> Clock {
-        Clock {
-            base: start,
-            since: Instant::now(),
-            flowing,
-        }
+        Clock { base: start, since: Instant::now(), flowing }
     }
 
     pub fn now(&self) -> OffsetDateTime {
@@ -95,10 +91,7 @@ impl ArmId {
 
 /// ARM's normalised location: `"West US"` → `westus`.
 pub(crate) fn normalize_location(loc: &str) -> String {
-    loc.chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase()
+    loc.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase()
 }
 
 #[derive(Debug, Clone)]
@@ -147,42 +140,22 @@ pub(crate) struct CaptureStatus {
 impl Capture {
     pub fn status_at(&self, now: OffsetDateTime) -> CaptureStatus {
         if self.error {
-            return CaptureStatus {
-                status: "Error",
-                stop_reason: None,
-                errors: vec!["CaptureFailed"],
-            };
+            return CaptureStatus { status: "Error", stop_reason: None, errors: vec!["CaptureFailed"] };
         }
         let time_end = self.start_at + Duration::seconds(self.time_limit_secs);
         // A manual stop only counts if it came before the time limit ran out.
         if let Some(stopped) = self.stopped
             && stopped < time_end
         {
-            return CaptureStatus {
-                status: "Stopped",
-                stop_reason: Some("Manual"),
-                errors: vec![],
-            };
+            return CaptureStatus { status: "Stopped", stop_reason: Some("Manual"), errors: vec![] };
         }
         if now < self.start_at {
-            return CaptureStatus {
-                status: "NotStarted",
-                stop_reason: None,
-                errors: vec![],
-            };
+            return CaptureStatus { status: "NotStarted", stop_reason: None, errors: vec![] };
         }
         if now >= time_end {
-            return CaptureStatus {
-                status: "Stopped",
-                stop_reason: Some("TimeExceeded"),
-                errors: vec![],
-            };
+            return CaptureStatus { status: "Stopped", stop_reason: Some("TimeExceeded"), errors: vec![] };
         }
-        CaptureStatus {
-            status: "Running",
-            stop_reason: None,
-            errors: vec![],
-        }
+        CaptureStatus { status: "Running", stop_reason: None, errors: vec![] }
     }
 }
 
@@ -213,15 +186,12 @@ pub(crate) struct State {
 impl State {
     pub fn new(config: EmulatorConfig) -> State {
         let start = config.clock_start.unwrap_or_else(OffsetDateTime::now_utc);
-        let entropy = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64
-            ^ (std::process::id() as u64).rotate_left(32);
+        let entropy =
+            OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 ^ (std::process::id() as u64).rotate_left(32);
         State {
             clock: Clock::new(start, config.flowing_clock),
             faults: Faults::new(config.fault_seed),
-            settings: Settings {
-                config,
-                hostile_base: None,
-            },
+            settings: Settings { config, hostile_base: None },
             tokens: HashMap::new(),
             vms: BTreeMap::new(),
             watchers: BTreeMap::new(),
@@ -237,22 +207,13 @@ impl State {
 
     /// A random lowercase hex string of `n` 64-bit words.
     pub fn random_hex(&mut self, words: usize) -> String {
-        (0..words)
-            .map(|_| format!("{:016x}", self.ids.next_u64()))
-            .collect()
+        (0..words).map(|_| format!("{:016x}", self.ids.next_u64())).collect()
     }
 
     /// A random GUID-shaped string (for trace ids, etags, operation ids).
     pub fn guid(&mut self) -> String {
         let h = self.random_hex(2);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
     }
 
     pub fn now(&self) -> OffsetDateTime {
@@ -289,25 +250,16 @@ mod tests {
         assert_eq!(c.status_at(t0).status, "NotStarted");
         assert_eq!(c.status_at(t0 + Duration::seconds(5)).status, "Running");
         let end = c.status_at(t0 + Duration::seconds(65));
-        assert_eq!(
-            (end.status, end.stop_reason),
-            ("Stopped", Some("TimeExceeded"))
-        );
+        assert_eq!((end.status, end.stop_reason), ("Stopped", Some("TimeExceeded")));
     }
 
     #[test]
     fn arm_id_parse_rejects_wrong_shapes() {
         assert!(
-            ArmId::parse(
-                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
-            )
-            .is_some()
+            ArmId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm").is_some()
         );
         assert!(
-            ArmId::parse(
-                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines"
-            )
-            .is_none()
+            ArmId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines").is_none()
         );
         assert!(ArmId::parse("subscriptions/s/resourceGroups/rg/providers/a/b/c").is_none());
         assert!(ArmId::parse("/subscriptions//resourceGroups/rg/providers/a/b/c").is_none());
