@@ -599,6 +599,11 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
         st.fail_next -= 1;
         error_now = true;
     }
+    let mut hang = st.hang_names.contains(&name.to_ascii_lowercase());
+    if st.hang_next > 0 {
+        st.hang_next -= 1;
+        hang = true;
+    }
     let etag = format!("W/\"{}\"", st.guid());
     let capture = Capture {
         id: format!(
@@ -615,6 +620,7 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
         time_limit_secs: i64::try_from(time_limit).unwrap_or(18_000),
         stopped: None,
         error: error_now,
+        hang,
     };
     st.captures.insert(key, capture.clone());
     created(st, host, capture)

@@ -325,6 +325,24 @@ impl Emulator {
         self.inner.lock().fail_next += 1;
     }
 
+    /// Every capture named `name` (case-insensitive), existing or created later, stays
+    /// `Running` past its time limit until it is stopped (then `Stopped`, reason `Manual`):
+    /// a capture stuck in Azure, for watchdog tests.
+    pub fn hang_capture(&self, name: &str) {
+        let mut st = self.inner.lock();
+        for c in st.captures.values_mut() {
+            if c.name.eq_ignore_ascii_case(name) {
+                c.hang = true;
+            }
+        }
+        st.hang_names.insert(name.to_ascii_lowercase());
+    }
+
+    /// The next capture created (whatever its name) hangs as with [`Emulator::hang_capture`].
+    pub fn hang_next_capture(&self) {
+        self.inner.lock().hang_next += 1;
+    }
+
     /// When `Some(base)` (e.g. `"http://evil.example:9"`), `Location` and
     /// `Azure-AsyncOperation` headers and list `nextLink`s point at that host instead of the
     /// emulator (for SSRF tests). `None` restores honest answers.

@@ -127,6 +127,8 @@ pub(crate) struct Capture {
     pub time_limit_secs: i64,
     pub stopped: Option<OffsetDateTime>,
     pub error: bool,
+    /// Stays `Running` past its time limit until stopped (a stuck capture, for watchdog tests).
+    pub hang: bool,
 }
 
 /// Status of a capture at a given time.
@@ -143,6 +145,15 @@ impl Capture {
             return CaptureStatus { status: "Error", stop_reason: None, errors: vec!["CaptureFailed"] };
         }
         let time_end = self.start_at + Duration::seconds(self.time_limit_secs);
+        if self.hang {
+            // A stuck capture ignores its time limit: only a stop ends it.
+            let status = match self.stopped {
+                Some(_) => "Stopped",
+                None if now < self.start_at => "NotStarted",
+                None => "Running",
+            };
+            return CaptureStatus { status, stop_reason: self.stopped.map(|_| "Manual"), errors: vec![] };
+        }
         // A manual stop only counts if it came before the time limit ran out.
         if let Some(stopped) = self.stopped
             && stopped < time_end
@@ -176,6 +187,9 @@ pub(crate) struct State {
     pub captures: BTreeMap<String, Capture>,
     pub fail_names: HashSet<String>,
     pub fail_next: u32,
+    /// Names (lower-case) of captures that hang in `Running`, and how many next captures do.
+    pub hang_names: HashSet<String>,
+    pub hang_next: u32,
     pub faults: Faults,
     pub journal: Vec<JournalEntry>,
     pub counts: BTreeMap<String, u64>,
@@ -198,6 +212,8 @@ impl State {
             captures: BTreeMap::new(),
             fail_names: HashSet::new(),
             fail_next: 0,
+            hang_names: HashSet::new(),
+            hang_next: 0,
             journal: Vec::new(),
             counts: BTreeMap::new(),
             ids: Prng::new(entropy),
@@ -240,6 +256,7 @@ mod tests {
             time_limit_secs: limit,
             stopped: None,
             error: false,
+            hang: false,
         }
     }
 

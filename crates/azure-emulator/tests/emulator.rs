@@ -251,6 +251,36 @@ fn stop_and_forced_error() {
 }
 
 #[test]
+fn a_hung_capture_runs_past_its_limit_until_stopped() {
+    let emu = seeded();
+    // Fresh tokens each call: the clock moves past a token's lifetime here.
+    let status = |p: &str| {
+        let tok = token(&emu);
+        let s = arm(&emu, &tok, "POST", &format!("{p}/queryStatus"), NET_API, None).unwrap().json();
+        (s["packetCaptureStatus"].as_str().map(str::to_string), s["stopReason"].as_str().map(str::to_string))
+    };
+    let put =
+        |p: &str| arm(&emu, &token(&emu), "PUT", p, NET_API, Some(&capture_body(&vm_id("vm1"), 60))).unwrap().status;
+    // By name (before it exists), and "the next one" whatever its name.
+    emu.hang_capture("Stuck");
+    let stuck = capture_path("stuck");
+    assert_eq!(put(&stuck), 201);
+    emu.hang_next_capture();
+    let next = capture_path("next");
+    assert_eq!(put(&next), 201);
+    let normal = capture_path("normal");
+    assert_eq!(put(&normal), 201);
+    emu.advance_clock(Duration::from_secs(3600));
+    assert_eq!(status(&stuck), (Some("Running".into()), None));
+    assert_eq!(status(&next), (Some("Running".into()), None));
+    assert_eq!(status(&normal), (Some("Stopped".into()), Some("TimeExceeded".into())));
+    // Only a stop ends it.
+    assert_eq!(arm(&emu, &token(&emu), "POST", &format!("{stuck}/stop"), NET_API, None).unwrap().status, 200);
+    assert_eq!(status(&stuck), (Some("Stopped".into()), Some("Manual".into())));
+    assert_eq!(status(&next), (Some("Running".into()), None));
+}
+
+#[test]
 fn capture_put_validation_errors() {
     let emu = seeded();
     let tok = token(&emu);
