@@ -537,3 +537,44 @@ fn healthz_names_problems_without_values() {
     assert_eq!(resp.status, 500);
     assert!(v["detail"].as_str().unwrap().contains("azure_client_secret"));
 }
+
+/// Every real alert sample through the API, unchanged: the status each one gets. Azure is
+/// unreachable here (unscripted), so an accepted alert is recorded and queued (`202`).
+#[test]
+fn every_alert_sample_gets_its_answer() {
+    let expected: &[(&str, u16, &str)] = &[
+        ("classic.metric.website.alerts-webhooks.json", 422, "no-vm-target"),
+        ("common.metric.vm.resolved.alerts-common-schema.json", 200, "resolved"),
+        ("common.testaction.activitylog-admin.vm-restart.json", 202, "queued"),
+        ("common.testaction.availability.appinsights.json", 422, "no-vm-target"),
+        ("common.testaction.cost-budget.json", 422, "no-vm-target"),
+        ("common.testaction.logv2.workspace.json", 422, "no-vm-target"),
+        ("common.testaction.metric-dynamic.storage.json", 422, "no-vm-target"),
+        ("common.testaction.metric-static.storage.json", 422, "no-vm-target"),
+        ("common.testaction.resourcehealth.vm.json", 202, "queued"),
+        ("common.testaction.smart-alert.appinsights.json", 422, "no-vm-target"),
+        ("noncommon.activitylog-admin.vm-restart.json", 202, "queued"),
+        ("noncommon.activitylog.servicehealth.json", 422, "no-vm-target"),
+        ("noncommon.logv1-numresults.workspace.json", 400, "bad-alert"),
+        ("noncommon.metric-dynamic.storage.json", 422, "no-vm-target"),
+        ("noncommon.metric-static.storage.json", 422, "no-vm-target"),
+        ("noncommon.metric.storage.near-real-time-2018.json", 422, "no-vm-target"),
+    ];
+    let dir = apc_core::testing::http::samples_dir().join("alerts");
+    let mut files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    let listed: Vec<&str> = expected.iter().map(|(f, _, _)| *f).collect();
+    assert_eq!(files, listed, "every sample needs an expected answer");
+    for (file, status, what) in expected {
+        let env = Env::new();
+        let body = std::fs::read(dir.join(file)).unwrap();
+        let (resp, v) = env.call("POST", "/alerts", &body);
+        assert_eq!(resp.status, *status, "{file}: {v}");
+        match *status {
+            202 => assert_eq!(v["captures"][0]["state"], *what, "{file}: {v}"),
+            200 => assert_eq!(v["ignored"], *what, "{file}"),
+            _ => assert!(v["type"].as_str().unwrap().ends_with(what), "{file}: {v}"),
+        }
+    }
+}
