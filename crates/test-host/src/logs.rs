@@ -74,6 +74,12 @@ impl LogBuffer {
             .collect()
     }
 
+    /// Removes and returns every line so far, in the order written. A long-running server
+    /// (`apc-serve`) prints what it drains, so the buffer does not grow without bound.
+    pub fn drain(&self) -> Vec<LogLine> {
+        std::mem::take(&mut *self.inner.lines.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Forgets every line so far.
     pub fn clear(&self) {
         self.inner.lines.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -159,5 +165,25 @@ impl AsyncWrite for LineWriter {
 impl Drop for LineWriter {
     fn drop(&mut self) {
         self.flush_partial();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(request_id: u64, text: &str) -> LogLine {
+        LogLine { request_id, stream: Stream::Stdout, text: text.to_string() }
+    }
+
+    #[test]
+    fn drain_returns_lines_in_order_once() {
+        let buffer = LogBuffer::new(false);
+        buffer.push(line(0, "a"));
+        buffer.push(line(1, "b"));
+        assert_eq!(buffer.drain(), vec![line(0, "a"), line(1, "b")]);
+        assert!(buffer.drain().is_empty());
+        buffer.push(line(2, "c"));
+        assert_eq!(buffer.entries(), vec![line(2, "c")]);
     }
 }
