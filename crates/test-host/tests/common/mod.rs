@@ -266,3 +266,6 @@ pub fn metric_alert(vm: &str, alert: &str) -> Value {
 pub fn first_capture(v: &Value) -> String {
     v["captures"][0]["id"].as_str().unwrap_or_else(|| panic!("no capture in {v}")).to_string()
 }
+
+/// Reliability scenarios (issue 4), shared by tests/reliability.rs and examples/apc-bench.rs.
+pub mod scenarios;
