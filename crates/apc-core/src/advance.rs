@@ -20,12 +20,14 @@ pub struct Ctx<'a> {
     pub world: World<'a>,
     /// The Azure client (its caches live in the KV store).
     pub azure: Azure<'a>,
+    /// This request's id, stamped on the index versions it writes (see [`store::Index::writer`]).
+    pub writer: String,
 }
 
 impl<'a> Ctx<'a> {
     /// A context over `world`.
     pub fn new(cfg: &'a Config, world: World<'a>) -> Self {
-        Ctx { cfg, world, azure: Azure::new(&cfg.azure, world) }
+        Ctx { cfg, world, azure: Azure::new(&cfg.azure, world), writer: String::new() }
     }
     /// Now.
     pub fn now(&self) -> UnixSeconds {

@@ -263,7 +263,7 @@ fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut Lo
             "A valid key is required: pass it as the `code` query parameter or the `x-api-key` header.",
         );
     }
-    let ctx = Ctx::new(&cfg, world);
+    let ctx = Ctx { writer: req.request_id.clone(), ..Ctx::new(&cfg, world) };
     let result = match segs.as_slice() {
         ["alerts"] => post_alerts(&ctx, req, facts),
         ["poll"] => poll(&ctx),

@@ -173,6 +173,7 @@ fn decide(ctx: &Ctx, rec: &CaptureRecord) -> Result<IndexDecision, StoreError> {
             decision = IndexDecision::Entered;
         }
         index.upsert(entry);
+        index.writer.clone_from(&ctx.writer);
         // Leave one slot free: a new record exists for a moment before its entry is
         // committed elsewhere, and the key count must stay within its bound even then.
         let keep = (ctx.cfg.max_records as usize).saturating_sub(1);

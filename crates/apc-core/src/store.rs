@@ -174,6 +174,12 @@ impl IndexEntry {
 pub struct Index {
     /// Entries, oldest first.
     pub entries: Vec<IndexEntry>,
+    /// Who wrote this version (a per-request id). Two requests taking the same decision in the
+    /// same second would otherwise write identical bytes, and a loser whose swap was refused
+    /// would take the winner's value, re-read after a `cas-failed` (Spin's Redis work-around in
+    /// the adapter), for its own write: both would think they won.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub writer: String,
 }
 
 impl Index {
@@ -287,6 +293,7 @@ mod tests {
     #[test]
     fn eviction_spares_active_and_prefers_done() {
         let mut idx = Index {
+            writer: String::new(),
             entries: vec![
                 entry("a", State::Running, 1, Some(5), None),
                 entry("b", State::Succeeded, 2, Some(5), Some(3)),
@@ -304,6 +311,7 @@ mod tests {
     #[test]
     fn retention_drops_only_finished_and_done() {
         let mut idx = Index {
+            writer: String::new(),
             entries: vec![
                 entry("old", State::Failed, 1, None, Some(1)),
                 entry("pending", State::Failed, 1, Some(1), Some(1)),
