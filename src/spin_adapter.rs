@@ -189,10 +189,14 @@ impl Clock for WallClock {
     }
 }
 
-/// A short id for log lines (no secrets, no randomness needed beyond uniqueness per instance).
+/// A request id for log lines and for telling concurrent writers apart: the time plus 64
+/// random bits (std seeds `RandomState` from `wasi:random`), so two requests in the same
+/// nanosecond still differ.
 fn request_id(start: SystemTime) -> String {
+    use std::hash::{BuildHasher, Hasher};
     let n = start.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{:016x}", (n as u64) ^ 0x9e37_79b9_7f4a_7c15)
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("{:012x}{random:016x}", (n as u64) & 0xffff_ffff_ffff)
 }
 
 async fn read_body(req: IncomingRequest) -> (Vec<u8>, bool) {

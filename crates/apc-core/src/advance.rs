@@ -35,6 +35,10 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// How long one request may work on a record before another may take over (a request that
+/// died mid-step). Longer than a step's worst case: four Azure calls at their time-outs.
+pub const LEASE_SECS: i64 = 120;
+
 /// Longest wait between two status checks of a running capture.
 pub const CHECK_INTERVAL: i64 = 30;
 
@@ -328,14 +332,38 @@ pub fn advance_one(ctx: &Ctx, id: &str, force: bool) -> Result<Option<(CaptureRe
     if !due && !force {
         return Ok(Some((original, false)));
     }
+    // Take the lease, so concurrent requests (every webhook delivery also advances what is
+    // due) do not repeat the same Azure calls and notifications.
+    if original.lease_until.is_some_and(|t| t > now) {
+        return Ok(Some((original, false)));
+    }
+    let mut leased = original.clone();
+    leased.lease_until = Some(now + LEASE_SECS);
+    leased.lease_holder.clone_from(&ctx.writer);
+    let mut taken = false;
+    let current = store::update::<CaptureRecord, _>(ctx.world.kv, &store::record_key(id), |cur| {
+        taken = false;
+        match cur {
+            Some(r) if r == original => {
+                taken = true;
+                Change::Put(leased.clone())
+            }
+            _ => Change::Keep,
+        }
+    })?;
+    if !taken {
+        return Ok(current.map(|r| (r, false)));
+    }
     let known_location = if original.state == State::Queued && original.location.is_none() {
         store::read::<VmState>(ctx.world.kv, &store::vm_key(&original.vm_key))?.and_then(|v| v.location)
     } else {
         None
     };
-    let mut rec = original.clone();
+    let mut rec = leased.clone();
     step(ctx, &mut rec, known_location);
-    let stored = write_back(ctx, &original, &rec)?.unwrap_or(rec);
+    rec.lease_until = None;
+    rec.lease_holder.clear();
+    let stored = write_back(ctx, &leased, &rec)?.unwrap_or(rec);
     if stored.location != original.location {
         remember_location(ctx, &stored)?;
     }

@@ -167,6 +167,8 @@ mod tests {
             notify_attempts: 0,
             notify_error: None,
             azure_deleted: false,
+            lease_until: None,
+            lease_holder: String::new(),
         }
     }
 

@@ -131,6 +131,13 @@ pub struct CaptureRecord {
     pub notify_error: Option<String>,
     /// The Azure capture resource was deleted (the `.cap` file stays).
     pub azure_deleted: bool,
+    /// While a request works on the record (Azure calls in flight), others leave it alone
+    /// until this time (see `advance::advance_one`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<UnixSeconds>,
+    /// Which request holds the lease (keeps concurrent lease takers' writes distinct).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub lease_holder: String,
 }
 
 impl CaptureRecord {

@@ -2,7 +2,7 @@
 //! answered by the real Azure samples (issue 2). Each test asserts the exact outbound requests.
 
 use apc_core::api::{self, ApiRequest, ApiResponse};
-use apc_core::ports::{Method, OutboundRequest, World};
+use apc_core::ports::{KvStore, Method, OutboundRequest, World};
 use apc_core::store;
 use apc_core::testing::http::{
     ScriptedHttp, sample_body, sample_file_response, sample_json, sample_response, with_header,
@@ -577,4 +577,35 @@ fn every_alert_sample_gets_its_answer() {
             _ => assert!(v["type"].as_str().unwrap().ends_with(what), "{file}: {v}"),
         }
     }
+}
+
+/// A record another request is working on (its lease is live) is left alone; once the lease
+/// runs out (that request died), the next poll takes over.
+#[test]
+fn a_leased_record_is_left_alone_until_the_lease_expires() {
+    let env = Env::new();
+    let id = running_capture(&env);
+    let key = store::record_key(&id);
+    let mut rec: Value = serde_json::from_str(&env.kv.get_string(&key).unwrap()).unwrap();
+    rec["lease_until"] = json!(T0 + 100);
+    rec["lease_holder"] = json!("another-request");
+    env.kv.set(&key, &serde_json::to_vec(&rec).unwrap()).unwrap();
+
+    env.clock.advance(31);
+    let (_, v) = env.call("POST", "/poll", b"");
+    assert_eq!(v["advanced"], 0);
+    assert_eq!(env.http.count(), 0, "no Azure call while another request holds the record");
+
+    env.clock.advance(70);
+    env.http.route(
+        Method::Post,
+        NW2,
+        sample_file_response("network-watcher/PacketCaptureQueryStatus.running.rest-doc-2016-12-01.json", 200),
+    );
+    let (_, v) = env.call("POST", "/poll", b"");
+    assert_eq!(v["advanced"], 1);
+    assert_eq!(env.http.count(), 1);
+    let after = env.record(&id);
+    assert_eq!(after["azure_status"], "Running");
+    assert!(after.get("lease_until").is_none(), "the lease is released: {after}");
 }

@@ -81,6 +81,12 @@ fn sixty_alerts_over_fifteen_vms_with_a_fifth_of_azure_calls_failing() {
     assert!(r.unexplained.is_empty(), "records without outcome, reason or notification: {:?}", r.unexplained);
     assert!(r.faults_injected >= r.azure_calls / 10, "the faults really fired: {r:?}");
     assert!(r.by_state.get("succeeded").copied().unwrap_or(0) > 0, "{r:?}");
+    // One request at a time works on a record (its lease): a retried create costs at most one
+    // PUT per attempt, and a finished record is notified once (the sink never fails here).
+    let records: usize = r.by_state.values().sum();
+    assert_eq!(r.notifications, records, "each record notified exactly once: {r:?}");
+    let most_puts = r.puts_per_capture.keys().max().copied().unwrap_or(0);
+    assert!(most_puts <= 8, "more PUTs for one capture than max_attempts allows: {r:?}");
 }
 
 // ---- key-value faults ------------------------------------------------------------------------
