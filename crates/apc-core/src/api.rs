@@ -210,50 +210,81 @@ pub fn handle(req: &ApiRequest, vars: &dyn Variables, world: World) -> ApiRespon
     ApiResponse { log, ..resp }
 }
 
+/// The routes of SPEC §2, parsed once from the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    Healthz,
+    Alerts,
+    Poll,
+    List,
+    Get(&'a str),
+    Stop(&'a str),
+}
+
+impl<'a> Route<'a> {
+    fn parse(path: &'a str) -> Option<Route<'a>> {
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        Some(match segs.as_slice() {
+            ["healthz"] => Route::Healthz,
+            ["alerts"] => Route::Alerts,
+            ["poll"] => Route::Poll,
+            ["captures"] => Route::List,
+            ["captures", id] => Route::Get(id),
+            ["captures", id, "stop"] => Route::Stop(id),
+            _ => return None,
+        })
+    }
+
+    /// The one method the route answers.
+    fn method(self) -> &'static str {
+        match self {
+            Route::Healthz | Route::List | Route::Get(_) => "GET",
+            Route::Alerts | Route::Poll | Route::Stop(_) => "POST",
+        }
+    }
+
+    /// The route's name for logs (ids replaced by a placeholder).
+    fn name(self) -> &'static str {
+        match self {
+            Route::Healthz => "/healthz",
+            Route::Alerts => "/alerts",
+            Route::Poll => "/poll",
+            Route::List => "/captures",
+            Route::Get(_) => "/captures/{id}",
+            Route::Stop(_) => "/captures/{id}/stop",
+        }
+    }
+}
+
 fn route_name(method: &str, path: &str) -> String {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (method, segs.as_slice()) {
-        (_, ["captures", _]) => format!("{method} /captures/{{id}}"),
-        (_, ["captures", _, "stop"]) => format!("{method} /captures/{{id}}/stop"),
-        _ if path.len() <= 64 && path.bytes().all(|c| c.is_ascii_graphic()) => format!("{method} {path}"),
-        _ => format!("{method} (other)"),
+    match Route::parse(path) {
+        Some(r) => format!("{method} {}", r.name()),
+        None => format!("{method} (unknown)"),
     }
 }
 
 fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut LogFacts) -> ApiResponse {
-    let path = req.path.trim_end_matches('/');
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method.as_str();
-    let known = matches!(
-        segs.as_slice(),
-        ["healthz"] | ["alerts"] | ["poll"] | ["captures"] | ["captures", _] | ["captures", _, "stop"]
-    );
-    if !known {
+    let Some(route) = Route::parse(&req.path) else {
         return problem(
             404,
             "not-found",
             "Not found",
             "No such route. Routes: POST /alerts, POST /poll, GET /captures, GET /captures/{id}, POST /captures/{id}/stop, GET /healthz.",
         );
-    }
-    let allowed = match segs.as_slice() {
-        ["healthz"] | ["captures"] | ["captures", _] => "GET",
-        _ => "POST",
     };
-    if method != allowed {
+    let allowed = route.method();
+    if req.method != allowed {
         let mut r = problem(405, "method-not-allowed", "Method not allowed", format!("Use {allowed} on this route."));
         r.headers.push(("allow".into(), allowed.into()));
         return r;
     }
-    if segs == ["healthz"] {
+    if route == Route::Healthz {
         return healthz(vars);
     }
     let cfg = match Config::load(vars) {
         Ok(c) => c,
-        Err(problems) => {
-            // Fail closed, but only tell an unauthenticated caller that something is wrong.
-            return config_problem(&problems);
-        }
+        // Fail closed; the problem names variables, never values.
+        Err(problems) => return config_problem(&problems),
     };
     if !authenticated(req, &cfg.auth) {
         return problem(
@@ -264,19 +295,15 @@ fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut Lo
         );
     }
     let ctx = Ctx { writer: req.request_id.clone(), ..Ctx::new(&cfg, world) };
-    let result = match segs.as_slice() {
-        ["alerts"] => post_alerts(&ctx, req, facts),
-        ["poll"] => poll(&ctx),
-        ["captures"] => list(&ctx, req),
-        ["captures", id] => get_one(&ctx, id, facts),
-        ["captures", id, "stop"] => stop(&ctx, id, facts),
-        _ => unreachable_route(),
+    let result = match route {
+        Route::Alerts => post_alerts(&ctx, req, facts),
+        Route::Poll => poll(&ctx),
+        Route::List => list(&ctx, req),
+        Route::Get(id) => get_one(&ctx, id, facts),
+        Route::Stop(id) => stop(&ctx, id, facts),
+        Route::Healthz => Ok(healthz(vars)),
     };
     result.unwrap_or_else(|e| store_problem(&e))
-}
-
-fn unreachable_route() -> Result<ApiResponse, StoreError> {
-    Ok(problem(404, "not-found", "Not found", "No such route."))
 }
 
 fn capture_summary(r: &CaptureRecord) -> Value {
