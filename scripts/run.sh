@@ -100,21 +100,29 @@ echo "== building the component (release .wasm)"
 # Into ./target, where spin.toml's `source` points, whatever CARGO_TARGET_DIR says.
 env -u CARGO_TARGET_DIR cargo build --target wasm32-wasip2 --release
 
+# Both children run in the background and the script waits on them, so a TERM or INT sent to
+# the script alone (not only Ctrl-C to the whole terminal group) stops both at once.
 emulator_pid=
-stop_emulator() {
-  if [ -n "$emulator_pid" ]; then
-    kill "$emulator_pid" 2>/dev/null || true
-    wait "$emulator_pid" 2>/dev/null || true
-    emulator_pid=
-  fi
+server_pid=
+stop_children() {
+  for pid in $server_pid $emulator_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  server_pid=
+  emulator_pid=
 }
-trap stop_emulator EXIT
-trap 'stop_emulator; exit 130' INT
-trap 'stop_emulator; exit 143' TERM
+trap stop_children EXIT
+trap 'stop_children; exit 130' INT
+trap 'stop_children; exit 143' TERM
 
 if $demo; then
   echo "== building and starting the Azure emulator on $emulator_listen"
   cargo build --release -p azure-emulator
+  if (exec 3<>"/dev/tcp/${emulator_listen%:*}/${emulator_listen##*:}") 2>/dev/null; then
+    echo "run.sh: something already listens on $emulator_listen; stop it first" >&2
+    exit 1
+  fi
   target_dir=${CARGO_TARGET_DIR:-$PWD/target}
   "$target_dir/release/azure-emulator" --listen "$emulator_listen" --demo &
   emulator_pid=$!
@@ -137,11 +145,16 @@ if $demo; then
   echo "== demo webhook key: $demo_key"
 fi
 
-# Not exec: the EXIT trap must still stop the emulator when the server ends.
 if command -v spin >/dev/null 2>&1; then
   echo "== spin up on http://$listen"
-  spin up --listen "$listen" ${extra[@]+"${extra[@]}"}
+  server=(spin up --listen "$listen")
 else
   echo "== spin is not installed: serving with apc-serve (the project's wasmtime host) on http://$listen"
-  cargo run --release -p test-host --bin apc-serve -- --listen "$listen" ${extra[@]+"${extra[@]}"}
+  server=(cargo run --release -p test-host --bin apc-serve -- --listen "$listen")
 fi
+"${server[@]}" ${extra[@]+"${extra[@]}"} &
+server_pid=$!
+status=0
+wait "$server_pid" || status=$?
+server_pid=
+exit "$status"
