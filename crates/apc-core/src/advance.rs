@@ -375,6 +375,8 @@ pub fn advance_one(ctx: &Ctx, id: &str, force: bool) -> Result<Option<(CaptureRe
 pub struct PollReport {
     /// Records advanced.
     pub advanced: usize,
+    /// Their ids, for the log line.
+    pub advanced_ids: Vec<String>,
     /// Records still due afterwards.
     pub due: usize,
     /// The earliest future check.
@@ -387,13 +389,17 @@ pub fn advance_due(ctx: &Ctx, skip: &[String]) -> Result<PollReport, StoreError>
     let index = Index::load(ctx.world.kv)?;
     let mut changed: Vec<IndexEntry> = Vec::new();
     let mut advanced = 0;
+    let mut advanced_ids = Vec::new();
     for entry in index.due_entries(now, ctx.cfg.poll_batch as usize + skip.len()) {
         if skip.contains(&entry.id) || advanced >= ctx.cfg.poll_batch as usize {
             continue;
         }
         match advance_one(ctx, &entry.id, false)? {
             Some((rec, ran)) => {
-                advanced += usize::from(ran);
+                if ran {
+                    advanced += 1;
+                    advanced_ids.push(rec.id.clone());
+                }
                 changed.push(IndexEntry::of(&rec));
             }
             // Indexed but no record: a delivery died between the two writes. Once it is
@@ -415,7 +421,7 @@ pub fn advance_due(ctx: &Ctx, skip: &[String]) -> Result<PollReport, StoreError>
         Index::load(ctx.world.kv)?
     };
     let (due, next_check_at) = index.due_summary(ctx.now());
-    Ok(PollReport { advanced, due, next_check_at })
+    Ok(PollReport { advanced, advanced_ids, due, next_check_at })
 }
 
 /// The retention horizon in seconds.

@@ -297,7 +297,7 @@ fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut Lo
     let ctx = Ctx { writer: req.request_id.clone(), ..Ctx::new(&cfg, world) };
     let result = match route {
         Route::Alerts => post_alerts(&ctx, req, facts),
-        Route::Poll => poll(&ctx),
+        Route::Poll => poll(&ctx, facts),
         Route::List => list(&ctx, req),
         Route::Get(id) => get_one(&ctx, id, facts),
         Route::Stop(id) => stop(&ctx, id, facts),
@@ -414,8 +414,9 @@ fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiR
     Ok(json_response(if started { 202 } else { 200 }, body))
 }
 
-fn poll(ctx: &Ctx) -> Result<ApiResponse, StoreError> {
+fn poll(ctx: &Ctx, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
     let report = advance::advance_due(ctx, &[])?;
+    facts.capture_ids.clone_from(&report.advanced_ids);
     Ok(json_response(
         200,
         json!({"advanced": report.advanced, "due": report.due, "next_check_at": report.next_check_at.map(rfc3339)}),
