@@ -293,6 +293,11 @@ impl Emulator {
         self.inner.lock().settings.config.capture_start_delay_secs = secs;
     }
 
+    /// Every bearer token issued so far, so tests can check that none leaks anywhere.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.inner.lock().tokens.keys().cloned().collect()
+    }
+
     /// Makes every token issued so far expire now (ARM then answers
     /// `ExpiredAuthenticationToken`).
     pub fn revoke_tokens(&self) {

@@ -230,3 +230,49 @@ fn oversized_and_non_json_bodies_are_refused_before_any_read() {
     assert_eq!((r.stats.kv.total(), r.stats.outbound), (0, 0));
     assert!(w.host.kv().keys().is_empty());
 }
+
+/// The whole traffic of a run — alerts, a duplicate, a wrong key, a bad alert, polls to the end,
+/// notifications, a token refresh — scanned for the client secret, the webhook key and every
+/// bearer token the emulator issued: in answers (bodies and headers), log lines, key-value
+/// values and notification bodies. None may appear.
+#[test]
+fn no_secret_or_token_appears_anywhere() {
+    let w = World::new(2, &[]);
+    let mut answers = Vec::new();
+    let mut keep = |r: test_host::Response| {
+        answers.push(format!("{:?} {}", r.headers, r.text()));
+    };
+    keep(w.alert(&common_alert("vm-1", "a1")).0);
+    keep(w.alert(&common_alert("vm-1", "a1")).0);
+    keep(w.alert(&classic_alert("vm-2", "r2")).0);
+    keep(w.host.request_blocking(Request::post_json("/alerts", &common_alert("vm-1", "x"))).unwrap());
+    keep(w.host.request_blocking(Request::post("/poll?code=wrong-key-0123456789", Vec::new())).unwrap());
+    keep(
+        w.send(Request::post("/alerts", b"{\"not\":\"an alert\"}".to_vec()).header("content-type", "application/json")),
+    );
+    w.advance(31);
+    keep(w.send(Request::post("/poll", Vec::new())));
+    w.emu.revoke_tokens();
+    w.advance(300);
+    keep(w.send(Request::post("/poll", Vec::new())));
+    keep(w.send(Request::get("/captures")));
+    assert_eq!(w.sink.delivered().len(), 2, "both captures finished and were notified");
+
+    let tokens = w.emu.issued_tokens();
+    assert_eq!(tokens.len(), 2, "one token, then one refresh after the revocation");
+    let mut secrets = vec![azure_emulator::DEFAULT_CLIENT_SECRET.to_string(), KEY.to_string()];
+    secrets.extend(tokens);
+    let mut haystacks: Vec<(String, String)> = Vec::new();
+    haystacks.extend(answers.into_iter().map(|a| ("answer".to_string(), a)));
+    haystacks.extend(w.host.logs().lines().into_iter().map(|l| ("log".to_string(), l)));
+    haystacks.extend(
+        w.host.kv().values().into_iter().map(|(k, v)| (format!("kv {k}"), String::from_utf8_lossy(&v).into_owned())),
+    );
+    haystacks.extend(w.sink.all().into_iter().map(|(_, b)| ("notification".to_string(), b.to_string())));
+    assert!(haystacks.len() > 20, "the scan covers real traffic: {}", haystacks.len());
+    for (what, text) in &haystacks {
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "a secret appears in a {what}: {text}");
+        }
+    }
+}
