@@ -337,23 +337,29 @@ pub fn advance_one(ctx: &Ctx, id: &str, force: bool) -> Result<Option<(CaptureRe
     if original.lease_until.is_some_and(|t| t > now) {
         return Ok(Some((original, false)));
     }
-    let mut leased = original.clone();
-    leased.lease_until = Some(now + LEASE_SECS);
-    leased.lease_holder.clone_from(&ctx.writer);
-    let mut taken = false;
+    // The lease is taken on the record as it is now: alerts attached meanwhile (coalescing)
+    // change it without taking the work, so only the state and the lease are compared.
+    let mut leased = None;
     let current = store::update::<CaptureRecord, _>(ctx.world.kv, &store::record_key(id), |cur| {
-        taken = false;
+        leased = None;
         match cur {
-            Some(r) if r == original => {
-                taken = true;
-                Change::Put(leased.clone())
+            Some(r)
+                if r.state == original.state
+                    && r.attempts == original.attempts
+                    && r.lease_until.is_none_or(|t| t <= now) =>
+            {
+                let mut l = r;
+                l.lease_until = Some(now + LEASE_SECS);
+                l.lease_holder.clone_from(&ctx.writer);
+                leased = Some(l.clone());
+                Change::Put(l)
             }
             _ => Change::Keep,
         }
     })?;
-    if !taken {
+    let Some(leased) = leased else {
         return Ok(current.map(|r| (r, false)));
-    }
+    };
     let known_location = if original.state == State::Queued && original.location.is_none() {
         store::read::<VmState>(ctx.world.kv, &store::vm_key(&original.vm_key))?.and_then(|v| v.location)
     } else {
