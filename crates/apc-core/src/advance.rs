@@ -415,6 +415,7 @@ pub fn advance_due(ctx: &Ctx, skip: &[String]) -> Result<PollReport, StoreError>
                 due_at: None,
                 finished_at: Some(0),
                 vm_key: String::new(),
+                group: String::new(),
                 ..entry.clone()
             }),
             None => {}

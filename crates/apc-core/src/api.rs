@@ -517,6 +517,18 @@ fn stop(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreE
             format!("Capture {} is already {}.", original.id, original.state.as_str()),
         ));
     }
+    // Another request is working on it (perhaps creating it in Azure right now): stopping
+    // in between could leave an Azure capture nobody follows.
+    if original.lease_until.is_some_and(|t| t > ctx.now()) {
+        let mut r = problem(
+            409,
+            "busy",
+            "Capture busy",
+            format!("Capture {} is being updated by another request; retry in a few seconds.", original.id),
+        );
+        r.headers.push(("retry-after".into(), "5".into()));
+        return Ok(r);
+    }
     let mut rec = original.clone();
     let watcher = rec.watcher.as_deref().and_then(|w| crate::resource_id::ResourceId::parse(w).ok());
     if let Some(w) = &watcher

@@ -126,7 +126,9 @@ fn note_on_vm(ctx: &Ctx, rec: &CaptureRecord, digest: &str, latest: bool) -> Res
         let mut vm = vm.unwrap_or_default();
         let before = vm.clone();
         vm.remember(digest.to_string());
-        if latest {
+        // A coalescing request may create the key first: `latest` must still name a record,
+        // or eviction would never delete the key.
+        if latest || vm.latest.is_none() {
             vm.latest = Some(rec.id.clone());
         }
         if vm.location.is_none() {
@@ -139,34 +141,41 @@ fn note_on_vm(ctx: &Ctx, rec: &CaptureRecord, digest: &str, latest: bool) -> Res
 
 /// The decision taken atomically on the index.
 enum IndexDecision {
-    /// An entry for this (alert, VM) exists, created at this time.
-    Exists(UnixSeconds),
-    /// Another capture is active on the VM.
-    ActiveOnVm(String),
+    /// An entry for this (alert, VM) exists.
+    Exists(IndexEntry),
+    /// Another capture is active on the same machine(s).
+    ActiveOnVm(IndexEntry),
     /// Entered as a new active capture.
     Entered,
     /// Entered as skipped: the limit is reached.
     Limit,
 }
 
+/// An entry a poll marked as never recorded (see `advance::advance_due`): it holds nothing.
+fn is_orphan_marker(e: &IndexEntry) -> bool {
+    e.vm_key.is_empty()
+}
+
 fn decide(ctx: &Ctx, rec: &CaptureRecord) -> Result<IndexDecision, StoreError> {
     let now = ctx.now();
-    let vm_kv_key = store::vm_key(&rec.vm_key);
+    let mine = IndexEntry::of(rec);
     let max = ctx.cfg.max_active_captures as usize;
-    let mut decision = IndexDecision::Exists(now);
+    let mut decision = IndexDecision::Entered;
     let mut evicted = Vec::new();
     store::update::<Index, _>(ctx.world.kv, store::INDEX_KEY, |cur| {
         let mut index = cur.unwrap_or_default();
         evicted.clear();
+        // A marker left by a delivery that died before recording: this delivery starts over.
+        index.entries.retain(|e| !(e.id == rec.id && is_orphan_marker(e)));
         if let Some(e) = index.entries.iter().find(|e| e.id == rec.id) {
-            decision = IndexDecision::Exists(e.created_at);
+            decision = IndexDecision::Exists(e.clone());
             return Change::Keep;
         }
-        if let Some(e) = index.entries.iter().find(|e| e.vm_key == vm_kv_key && e.state.is_active()) {
-            decision = IndexDecision::ActiveOnVm(e.id.clone());
+        if let Some(e) = index.entries.iter().find(|e| e.state.is_active() && e.overlaps(&mine)) {
+            decision = IndexDecision::ActiveOnVm(e.clone());
             return Change::Keep;
         }
-        let mut entry = IndexEntry::of(rec);
+        let mut entry = mine.clone();
         if index.active_count() >= max {
             entry.state = State::Skipped;
             entry.finished_at = Some(now);
@@ -184,6 +193,53 @@ fn decide(ctx: &Ctx, rec: &CaptureRecord) -> Result<IndexDecision, StoreError> {
     })?;
     store::purge(ctx.world.kv, &evicted)?;
     Ok(decision)
+}
+
+/// The record an index entry stands for, when the request that made the entry died before
+/// writing it: written now, unless someone else wrote it meanwhile. Its state follows the
+/// entry (a `skipped` entry stays skipped).
+fn repair(ctx: &Ctx, rec: &CaptureRecord, entry: &IndexEntry, digest: &str) -> Result<CaptureRecord, StoreError> {
+    let mut repaired = rec.clone();
+    if entry.state == State::Skipped {
+        skip_for_limit(ctx, &mut repaired);
+    }
+    let bytes = serde_json::to_vec(&repaired).map_err(|_| StoreError::Corrupt(rec.id.clone()))?;
+    if ctx.world.kv.compare_and_swap(&store::record_key(&rec.id), None, &bytes)? {
+        let _ = note_on_vm(ctx, &repaired, digest, true);
+        return Ok(repaired);
+    }
+    Ok(read_record(ctx, &rec.id)?.unwrap_or(repaired))
+}
+
+/// Turn a fresh record into one skipped because of the active-capture limit.
+fn skip_for_limit(ctx: &Ctx, rec: &mut CaptureRecord) {
+    rec.state = State::Skipped;
+    rec.skip_reason = Some("limit".to_string());
+    rec.push_error(format!(
+        "max_active_captures ({}) captures were already queued or running",
+        ctx.cfg.max_active_captures
+    ));
+    rec.finished_at = Some(rec.created_at);
+}
+
+/// An entry says a capture is active on the VM, but coalescing found its record finished or
+/// missing: bring the entry up to date (or drop it once clearly orphaned) before deciding again.
+fn refresh_stale_entry(ctx: &Ctx, entry: &IndexEntry) -> Result<(), StoreError> {
+    match read_record(ctx, &entry.id)? {
+        Some(r) if r.state.is_terminal() => {
+            store::commit_index(
+                ctx.world.kv,
+                &[IndexEntry::of(&r)],
+                ctx.now(),
+                ctx.cfg.max_records as usize,
+                advance::retention(ctx.cfg),
+            )?;
+        }
+        None if entry.created_at + ORPHAN_GRACE <= ctx.now() => drop_entry(ctx, &entry.id)?,
+        // Active, or still being written by the request that won it a moment ago.
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Was this alert already attached to a capture of this VM (coalesced earlier)?
@@ -220,30 +276,25 @@ pub fn handle_target(ctx: &Ctx, alert: &Alert, target: &Target) -> Result<Target
     // not be written yet by the request that won its index entry a moment ago.
     for _ in 0..DECIDE_ROUNDS {
         match decide(ctx, &rec)? {
-            IndexDecision::Exists(created_at) => {
+            IndexDecision::Exists(entry) => {
                 let existing = match read_record(ctx, &rec.id)? {
                     Some(r) => r,
-                    // Still being handled by the first delivery: answer with what it will write.
-                    None if created_at + ORPHAN_GRACE > now => rec.clone(),
-                    None => {
-                        // The first delivery died between index and record: finish its work.
-                        write_record(ctx, &rec)?;
-                        note_on_vm(ctx, &rec, &digest, true)?;
-                        rec.clone()
-                    }
+                    // Never recorded (the first delivery died, or is writing it right now):
+                    // write it, so an acknowledged alert is never lost.
+                    None => repair(ctx, &rec, &entry, &digest)?,
                 };
                 return Ok(TargetOutcome { decision: Decision::Duplicate, record: existing });
             }
             IndexDecision::ActiveOnVm(other) => {
-                if let Some(r) = coalesced_before(ctx, &vm, Some(&other), &identity)? {
+                if let Some(r) = coalesced_before(ctx, &vm, Some(&other.id), &identity)? {
                     return Ok(TargetOutcome { decision: Decision::Duplicate, record: r });
                 }
-                if let Some((r, attached)) = coalesce(ctx, &other, &identity)? {
-                    note_on_vm(ctx, &r, &digest, false)?;
+                if let Some((r, attached)) = coalesce(ctx, &other.id, &identity)? {
+                    let _ = note_on_vm(ctx, &r, &digest, false);
                     let decision = if attached { Decision::Coalesced } else { Decision::Duplicate };
                     return Ok(TargetOutcome { decision, record: r });
                 }
-                // It finished meanwhile (or its record is missing): decide again.
+                refresh_stale_entry(ctx, &other)?;
             }
             IndexDecision::Entered => {
                 if let Some(r) = coalesced_before(ctx, &vm, None, &identity)? {
@@ -251,25 +302,31 @@ pub fn handle_target(ctx: &Ctx, alert: &Alert, target: &Target) -> Result<Target
                     drop_entry(ctx, &rec.id)?;
                     return Ok(TargetOutcome { decision: Decision::Duplicate, record: r });
                 }
-                write_record(ctx, &rec)?;
-                note_on_vm(ctx, &rec, &digest, true)?;
+                record_entered(ctx, &rec)?;
+                // The VM key is a cache: failing to update it loses nothing.
+                let _ = note_on_vm(ctx, &rec, &digest, true);
                 return Ok(TargetOutcome { decision: Decision::Started, record: rec });
             }
             IndexDecision::Limit => {
-                rec.state = State::Skipped;
-                rec.skip_reason = Some("limit".to_string());
-                rec.push_error(format!(
-                    "max_active_captures ({}) captures were already queued or running",
-                    ctx.cfg.max_active_captures
-                ));
-                rec.finished_at = Some(now);
-                write_record(ctx, &rec)?;
-                note_on_vm(ctx, &rec, &digest, true)?;
+                skip_for_limit(ctx, &mut rec);
+                record_entered(ctx, &rec)?;
+                let _ = note_on_vm(ctx, &rec, &digest, true);
                 return Ok(TargetOutcome { decision: Decision::SkippedLimit, record: rec });
             }
         }
     }
     Err(StoreError::Contention(store::INDEX_KEY.to_string()))
+}
+
+/// Write the record of an entry this request just made. If that fails, take the entry back
+/// (best effort) so the redelivery Azure sends after our `503` starts cleanly; if even that
+/// fails, the redelivery finds the entry and writes the record ([`repair`]).
+fn record_entered(ctx: &Ctx, rec: &CaptureRecord) -> Result<(), StoreError> {
+    if let Err(e) = write_record(ctx, rec) {
+        let _ = drop_entry(ctx, &rec.id);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Remove an index entry that should not have been made.

@@ -153,6 +153,10 @@ pub struct IndexEntry {
     pub finished_at: Option<UnixSeconds>,
     /// Its VM key (to release the VM key on eviction).
     pub vm_key: String,
+    /// For a scale set or one of its instances: the scale set's VM key, so that a capture on
+    /// the whole scale set and one on an instance of it are never active together.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
 }
 
 impl IndexEntry {
@@ -165,8 +169,28 @@ impl IndexEntry {
             due_at: r.next_check_at,
             finished_at: r.finished_at,
             vm_key: vm_key(&r.vm_key),
+            group: scale_set_of(&r.vm_key).map(vm_key).unwrap_or_default(),
         }
     }
+
+    /// Would an active capture for `self` and one for `other` capture the same machine?
+    pub fn overlaps(&self, other: &IndexEntry) -> bool {
+        if self.vm_key == other.vm_key {
+            return true;
+        }
+        // Within one scale set, instances are distinct machines; the whole set covers them all.
+        !self.group.is_empty()
+            && self.group == other.group
+            && (self.vm_key == self.group || other.vm_key == other.group)
+    }
+}
+
+/// The scale set part of a lower-case target id, for scale sets and their instances.
+pub fn scale_set_of(target_key: &str) -> Option<&str> {
+    const MARK: &str = "/providers/microsoft.compute/virtualmachinescalesets/";
+    let at = target_key.find(MARK)? + MARK.len();
+    let end = target_key[at..].find('/').map_or(target_key.len(), |i| at + i);
+    Some(&target_key[..end])
 }
 
 /// The index of all records (bounded by `max_records`).
@@ -287,7 +311,37 @@ mod tests {
     use crate::testing::MemKv;
 
     fn entry(id: &str, state: State, created: i64, due: Option<i64>, finished: Option<i64>) -> IndexEntry {
-        IndexEntry { id: id.into(), state, created_at: created, due_at: due, finished_at: finished, vm_key: vm_key(id) }
+        IndexEntry {
+            id: id.into(),
+            state,
+            created_at: created,
+            due_at: due,
+            finished_at: finished,
+            vm_key: vm_key(id),
+            group: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_scale_set_overlaps_its_instances_but_instances_do_not_overlap() {
+        let set = "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachinescalesets/ss";
+        let of = |key: &str| IndexEntry {
+            id: key.into(),
+            state: State::Running,
+            created_at: 0,
+            due_at: None,
+            finished_at: None,
+            vm_key: vm_key(key),
+            group: scale_set_of(key).map(vm_key).unwrap_or_default(),
+        };
+        let whole = of(set);
+        let i0 = of(&format!("{set}/virtualmachines/0"));
+        let i1 = of(&format!("{set}/virtualmachines/1"));
+        let vm = of("/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/ss");
+        assert!(whole.overlaps(&i0) && i0.overlaps(&whole));
+        assert!(!i0.overlaps(&i1));
+        assert!(i0.overlaps(&i0.clone()));
+        assert!(!vm.overlaps(&whole) && !whole.overlaps(&vm));
     }
 
     #[test]

@@ -609,3 +609,99 @@ fn a_leased_record_is_left_alone_until_the_lease_expires() {
     assert_eq!(after["azure_status"], "Running");
     assert!(after.get("lease_until").is_none(), "the lease is released: {after}");
 }
+
+/// A key-value store whose record writes fail a given number of times (the index and the rest
+/// work), as when a store hiccups between the index entry and the record.
+struct RecordWritesFail<'a> {
+    inner: &'a MemKv,
+    left: std::cell::Cell<u32>,
+}
+
+impl apc_core::ports::KvStore for RecordWritesFail<'_> {
+    fn get(&self, k: &str) -> Result<Option<Vec<u8>>, apc_core::ports::KvError> {
+        self.inner.get(k)
+    }
+    fn set(&self, k: &str, v: &[u8]) -> Result<(), apc_core::ports::KvError> {
+        if k.starts_with("v1:cap:") && self.left.get() > 0 {
+            self.left.set(self.left.get() - 1);
+            return Err(apc_core::ports::KvError("injected".into()));
+        }
+        self.inner.set(k, v)
+    }
+    fn delete(&self, k: &str) -> Result<(), apc_core::ports::KvError> {
+        self.inner.delete(k)
+    }
+    fn compare_and_swap(&self, k: &str, e: Option<&[u8]>, n: &[u8]) -> Result<bool, apc_core::ports::KvError> {
+        self.inner.compare_and_swap(k, e, n)
+    }
+}
+
+/// The first delivery records its index entry, then fails to write the record (503). The
+/// redelivery Azure sends must not be answered "duplicate" of nothing: the alert ends on a
+/// record, and the capture is created.
+#[test]
+fn an_alert_whose_record_write_failed_is_not_lost_on_redelivery() {
+    let env = Env::new();
+    let flaky = RecordWritesFail { inner: &env.kv, left: std::cell::Cell::new(1) };
+    let req = ApiRequest {
+        method: "POST".into(),
+        path: "/alerts".into(),
+        headers: vec![("content-type".into(), "application/json".into()), ("x-api-key".into(), KEY.into())],
+        body: serde_json::to_vec(&common_vm_alert()).unwrap(),
+        ..Default::default()
+    };
+    let world = World { http: &env.http, kv: &flaky, clock: &env.clock };
+    let resp = api::handle(&req, &env.vars, world);
+    assert_eq!(resp.status, 503);
+    assert_eq!(env.http.count(), 0);
+
+    env.clock.advance(10);
+    env.script_cold_path();
+    let (resp, v) = env.alert(&common_vm_alert());
+    assert!(resp.status == 200 || resp.status == 202, "{v}");
+    let id = capture_id(&v);
+    env.clock.advance(1);
+    env.call("POST", "/poll", b"");
+    let rec = env.record(&id);
+    assert_eq!(rec["state"], "running", "the capture was created: {rec}");
+    assert_eq!(env.http.requests().iter().filter(|r| r.method == Method::Put).count(), 1);
+}
+
+/// A capture on a whole scale set holds its instances too: an alert on one instance while
+/// the set is captured is attached, not started.
+#[test]
+fn a_scale_set_capture_holds_its_instances() {
+    let env = Env::new();
+    let set = format!("/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss");
+    let mut a = classic_vm_alert("x", "on-set");
+    a["context"]["resourceId"] = json!(set);
+    env.token_ok();
+    env.http.route(
+        Method::Get,
+        WATCHERS_URL,
+        sample_response("network-watcher/NetworkWatcherListAll.2026-07-01.json", 200),
+    );
+    env.http.route(Method::Put, NW2, sample_response("network-watcher/PacketCaptureCreate.2026-07-01.json", 201));
+    let (resp, v) = env.alert(&a);
+    assert_eq!(resp.status, 202, "{v}");
+    let mut b = classic_vm_alert("x", "on-instance");
+    b["context"]["resourceId"] = json!(format!("{set}/virtualMachines/3"));
+    let (resp, v) = env.alert(&b);
+    assert_eq!(resp.status, 200, "{v}");
+    assert_eq!(v["coalesced"], true);
+    assert_eq!(env.http.requests().iter().filter(|r| r.method == Method::Put).count(), 1);
+}
+
+/// Stopping a capture while another request works on it (its lease is live) answers 409.
+#[test]
+fn stop_waits_for_a_busy_capture() {
+    let env = Env::new();
+    let id = running_capture(&env);
+    let key = store::record_key(&id);
+    let mut rec: Value = serde_json::from_str(&env.kv.get_string(&key).unwrap()).unwrap();
+    rec["lease_until"] = json!(T0 + 100);
+    env.kv.set(&key, &serde_json::to_vec(&rec).unwrap()).unwrap();
+    let (resp, v) = env.call("POST", &format!("/captures/{id}/stop"), b"");
+    assert_eq!(resp.status, 409, "{v}");
+    assert_eq!(env.http.count(), 0);
+}
