@@ -39,6 +39,9 @@ impl<'a> Ctx<'a> {
 /// died mid-step). Longer than a step's worst case: four Azure calls at their time-outs.
 pub const LEASE_SECS: i64 = 120;
 
+/// Least time past the watchdog before a capture Azure cannot report on is given up.
+pub const ABANDON_AFTER: i64 = 3600;
+
 /// Longest wait between two status checks of a running capture.
 pub const CHECK_INTERVAL: i64 = 30;
 
@@ -179,6 +182,9 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
     let started = rec.started_at.unwrap_or(rec.created_at);
     let deadline = started + i64::from(rec.spec.time_limit_seconds);
     let watchdog = deadline + i64::from(ctx.cfg.capture_grace_seconds);
+    // Past this, a capture Azure keeps failing to report on is given up, so it cannot hold
+    // the VM and an active slot forever.
+    let abandon = watchdog + i64::from(ctx.cfg.capture_grace_seconds).max(ABANDON_AFTER);
     let status = match ctx.azure.query_status(&watcher, &rec.name) {
         Ok(s) => s,
         Err(AzureError::NotFound { code, message }) => {
@@ -187,6 +193,10 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
         }
         Err(e) if e.is_retryable() || matches!(e, AzureError::Config { .. }) => {
             rec.push_error(format!("checking status: {}", e.summary()));
+            if now >= abandon {
+                rec.push_error("gave up: Azure could not report on the capture long after its time limit");
+                return rec.finish(State::Failed, now);
+            }
             rec.next_check_at = Some(now + backoff(1, e.retry_after()));
             return;
         }
@@ -196,6 +206,7 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
         }
     };
     rec.azure_status = Some(status.status.clone());
+    rec.seen_running |= matches!(status.status.as_str(), "Running" | "Stopped");
     if status.stop_reason.is_some() {
         rec.stop_reason = status.stop_reason.clone();
     }
@@ -209,11 +220,25 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
         _ if now >= watchdog => match ctx.azure.stop_capture(&watcher, &rec.name) {
             Ok(()) => {
                 rec.stop_reason = Some("TimedOutByResponder".to_string());
-                succeed(ctx, rec, &watcher);
+                if rec.seen_running {
+                    succeed(ctx, rec, &watcher);
+                } else {
+                    // Never ran: there is no file to point at.
+                    rec.push_error(format!(
+                        "the capture never started (Azure status {}); is the Network Watcher agent installed and running on the VM?",
+                        status.status
+                    ));
+                    rec.finish(State::Failed, now);
+                }
             }
             Err(e) => {
                 rec.push_error(format!("stopping the overdue capture: {}", e.summary()));
-                rec.next_check_at = Some(now + backoff(1, e.retry_after()));
+                if now >= abandon {
+                    rec.push_error("gave up: the overdue capture could not be stopped; stop it in the portal");
+                    rec.finish(State::Failed, now);
+                } else {
+                    rec.next_check_at = Some(now + backoff(1, e.retry_after()));
+                }
             }
         },
         // Still going: look again soon, and no later than the moment it should stop.
@@ -255,13 +280,16 @@ fn step_terminal(ctx: &Ctx, rec: &mut CaptureRecord) {
     if ctx.cfg.delete_finished_captures
         && !rec.azure_deleted
         && rec.started_at.is_some()
+        && rec.cleanup_attempts < ctx.cfg.max_attempts
         && let Some(watcher) = rec.watcher.as_deref().and_then(|w| ResourceId::parse(w).ok())
     {
+        rec.cleanup_attempts += 1;
         match ctx.azure.delete_capture(&watcher, &rec.name) {
             Ok(()) => rec.azure_deleted = true,
             Err(e) => {
                 rec.push_error(format!("deleting the finished capture resource: {}", e.summary()));
-                pending |= e.is_retryable();
+                // Retried on later polls, but not forever: the .cap file is safe either way.
+                pending |= e.is_retryable() && rec.cleanup_attempts < ctx.cfg.max_attempts;
             }
         }
     }
@@ -400,7 +428,20 @@ pub fn advance_due(ctx: &Ctx, skip: &[String]) -> Result<PollReport, StoreError>
         if skip.contains(&entry.id) || advanced >= ctx.cfg.poll_batch as usize {
             continue;
         }
-        match advance_one(ctx, &entry.id, false)? {
+        let outcome = match advance_one(ctx, &entry.id, false) {
+            // One unreadable record must not stop every poll: retire its entry and go on.
+            Err(StoreError::Corrupt(_)) => {
+                changed.push(IndexEntry {
+                    state: State::Failed,
+                    due_at: None,
+                    finished_at: Some(now),
+                    ..entry.clone()
+                });
+                continue;
+            }
+            other => other?,
+        };
+        match outcome {
             Some((rec, ran)) => {
                 if ran {
                     advanced += 1;

@@ -80,6 +80,8 @@ fn new_record(ctx: &Ctx, alert: &Alert, target: &Target, now: UnixSeconds) -> Ca
         notify_attempts: 0,
         notify_error: None,
         azure_deleted: false,
+        seen_running: false,
+        cleanup_attempts: 0,
         lease_until: None,
         lease_holder: String::new(),
     }

@@ -167,7 +167,9 @@ mod tests {
             notify_attempts: 0,
             notify_error: None,
             azure_deleted: false,
-            lease_until: None,
+            seen_running: false,
+        cleanup_attempts: 0,
+        lease_until: None,
             lease_holder: String::new(),
         }
     }

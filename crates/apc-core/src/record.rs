@@ -131,6 +131,13 @@ pub struct CaptureRecord {
     pub notify_error: Option<String>,
     /// The Azure capture resource was deleted (the `.cap` file stays).
     pub azure_deleted: bool,
+    /// Azure reported it `Running` (or `Stopped`) at least once: only then can a capture we
+    /// stop ourselves have written a file.
+    #[serde(default)]
+    pub seen_running: bool,
+    /// Deletions of the finished Azure capture resource tried.
+    #[serde(default)]
+    pub cleanup_attempts: u32,
     /// While a request works on the record (Azure calls in flight), others leave it alone
     /// until this time (see `advance::advance_one`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -705,3 +705,58 @@ fn stop_waits_for_a_busy_capture() {
     assert_eq!(resp.status, 409, "{v}");
     assert_eq!(env.http.count(), 0);
 }
+
+/// A capture Azure never reports as running is stopped at the watchdog and recorded as
+/// failed (there is no file to point at), not as succeeded.
+#[test]
+fn a_capture_that_never_ran_fails_at_the_watchdog() {
+    let env = Env::new();
+    let id = running_capture(&env);
+    let mut status =
+        sample_json("network-watcher/PacketCaptureQueryStatus.2026-07-01.json")["responses"]["200"]["body"].clone();
+    status["packetCaptureStatus"] = json!("NotStarted");
+    status.as_object_mut().unwrap().remove("stopReason");
+    env.http.route_always(
+        Method::Post,
+        format!("{NW2}/{id}/queryStatus"),
+        ScriptedHttp::json(200, &status.to_string()),
+    );
+    env.http.route(Method::Post, format!("{NW2}/{id}/stop"), ScriptedHttp::empty(200));
+    env.http.route_always(Method::Post, NOTIFY, ScriptedHttp::empty(200));
+    env.http.route_always(Method::Delete, NW2, ScriptedHttp::empty(204));
+    for _ in 0..30 {
+        env.clock.advance(30);
+        env.call("POST", "/poll", b"");
+    }
+    let rec = env.record(&id);
+    assert_eq!(rec["state"], "failed", "{rec}");
+    assert_eq!(rec["stop_reason"], "TimedOutByResponder");
+    assert!(rec["errors"].to_string().contains("never started"), "{rec}");
+    assert_eq!(env.http.requests().iter().filter(|r| r.url.contains("/stop")).count(), 1);
+}
+
+/// Azure failing every status check does not hold the VM forever: past the time limit, the
+/// grace and an hour, the capture is given up as failed and notified.
+#[test]
+fn a_capture_azure_cannot_report_on_is_given_up() {
+    let env = Env::new();
+    let id = running_capture(&env);
+    env.http.route_always(
+        Method::Post,
+        format!("{NW2}/{id}/queryStatus"),
+        ScriptedHttp::arm_error(503, "ServiceUnavailable", "down"),
+    );
+    env.http.route_always(Method::Post, NOTIFY, ScriptedHttp::empty(200));
+    env.http.route_always(Method::Delete, NW2, ScriptedHttp::empty(204));
+    let mut polls = 0;
+    while env.record(&id)["state"] == "running" && polls < 400 {
+        env.clock.advance(60);
+        env.call("POST", "/poll", b"");
+        polls += 1;
+    }
+    let rec = env.record(&id);
+    assert_eq!(rec["state"], "failed", "{rec}");
+    assert!(rec["errors"].to_string().contains("gave up"), "{rec}");
+    assert!(polls * 60 >= 300 + 300 + 3600, "not given up before limit + grace + an hour ({polls} polls)");
+    assert_eq!(rec["notified"], true);
+}
