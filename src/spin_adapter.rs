@@ -139,27 +139,43 @@ impl HttpClient for SpinHttp {
 }
 
 /// The `default` store, through Spin's key-value interface and the WASI atomics.
+/// Opened on first use, so requests that never touch state (`/healthz`, a refused key) work
+/// even while the store is down.
+#[derive(Default)]
 struct SpinKv {
-    store: spin_sdk::key_value::Store,
-    bucket: wasi_store::Bucket,
+    opened: std::cell::OnceCell<(spin_sdk::key_value::Store, wasi_store::Bucket)>,
 }
 
 fn kv_err(e: impl std::fmt::Debug) -> KvError {
     KvError(format!("{e:?}"))
 }
 
+impl SpinKv {
+    fn open(&self) -> Result<&(spin_sdk::key_value::Store, wasi_store::Bucket), KvError> {
+        if let Some(s) = self.opened.get() {
+            return Ok(s);
+        }
+        let store = spin_sdk::key_value::Store::open_default().map_err(kv_err)?;
+        let bucket = wasi_store::open("default").map_err(kv_err)?;
+        Ok(self.opened.get_or_init(|| (store, bucket)))
+    }
+    fn store(&self) -> Result<&spin_sdk::key_value::Store, KvError> {
+        Ok(&self.open()?.0)
+    }
+}
+
 impl KvStore for SpinKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        self.store.get(key).map_err(kv_err)
+        self.store()?.get(key).map_err(kv_err)
     }
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.store.set(key, value).map_err(kv_err)
+        self.store()?.set(key, value).map_err(kv_err)
     }
     fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.store.delete(key).map_err(kv_err)
+        self.store()?.delete(key).map_err(kv_err)
     }
     fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError> {
-        let cas = atomics::Cas::new(&self.bucket, key).map_err(kv_err)?;
+        let cas = atomics::Cas::new(&self.open()?.1, key).map_err(kv_err)?;
         if cas.current().map_err(kv_err)?.as_deref() != expected {
             return Ok(false);
         }
@@ -273,21 +289,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let api_req =
         ApiRequest { method, path, query, headers, body, body_too_large: too_large, request_id: request_id(wall) };
 
-    let kv = match (spin_sdk::key_value::Store::open_default(), wasi_store::open("default")) {
-        (Ok(store), Ok(bucket)) => SpinKv { store, bucket },
-        _ => {
-            let r = api::problem(
-                503,
-                "store-unavailable",
-                "Key-value store unavailable",
-                "The default key-value store could not be opened. Retry later.",
-            );
-            let mut headers = r.headers.clone();
-            headers.push(("retry-after".into(), "10".into()));
-            println!("{{\"level\":\"error\",\"status\":503,\"message\":\"key-value store could not be opened\"}}");
-            return respond(out, r.status, &headers, &r.body);
-        }
-    };
+    let kv = SpinKv::default();
     let world = World { http: &SpinHttp, kv: &kv, clock: &WallClock };
     let resp = api::handle(&api_req, &SpinVars, world);
     let mut log = resp.log;

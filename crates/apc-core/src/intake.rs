@@ -190,7 +190,7 @@ fn decide(ctx: &Ctx, rec: &CaptureRecord) -> Result<IndexDecision, StoreError> {
         // Leave one slot free: a new record exists for a moment before its entry is
         // committed elsewhere, and the key count must stay within its bound even then.
         let keep = (ctx.cfg.max_records as usize).saturating_sub(1);
-        evicted = store::evict(&mut index, now, keep, advance::retention(ctx.cfg));
+        evicted = store::evict_to_purge(&mut index, now, keep, advance::retention(ctx.cfg));
         Change::Put(index)
     })?;
     store::purge(ctx.world.kv, &evicted)?;

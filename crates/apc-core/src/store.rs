@@ -204,6 +204,11 @@ pub struct Index {
     /// the adapter), for its own write: both would think they won.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub writer: String,
+    /// Evicted entries whose keys are still to be deleted. Kept in the index until the deletes
+    /// succeed, so a request that dies between the eviction and the deletes leaks no key: the
+    /// next commit finishes the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purge: Vec<IndexEntry>,
 }
 
 impl Index {
@@ -268,19 +273,50 @@ pub fn evict(index: &mut Index, now: UnixSeconds, max_records: usize, retention_
     removed
 }
 
-/// Delete evicted records, and the VM keys whose newest record they were.
+/// Move what `evict` removes into the index's purge list; returns the whole list to delete.
+pub fn evict_to_purge(index: &mut Index, now: UnixSeconds, max_records: usize, retention_secs: i64) -> Vec<IndexEntry> {
+    let evicted = evict(index, now, max_records, retention_secs);
+    index.purge.extend(evicted);
+    index.purge.clone()
+}
+
+/// Delete the keys of evicted records (the record, and the VM key whose newest record it
+/// was), then strike them from the index's purge list. A failure leaves the rest listed for
+/// the next commit.
 pub fn purge(kv: &dyn KvStore, evicted: &[IndexEntry]) -> Result<(), StoreError> {
+    if evicted.is_empty() {
+        return Ok(());
+    }
+    let mut done = Vec::new();
+    let mut failure = None;
     for e in evicted {
-        kv.delete(&record_key(&e.id))?;
-        if e.vm_key.is_empty() {
-            continue;
-        }
-        // The VM key goes with the VM's newest record, so VM keys never outnumber records.
-        if read::<VmState>(kv, &e.vm_key)?.is_some_and(|vm| vm.latest.as_deref() == Some(e.id.as_str())) {
-            kv.delete(&e.vm_key)?;
+        let result = (|| -> Result<(), StoreError> {
+            kv.delete(&record_key(&e.id))?;
+            // The VM key goes with the VM's newest record, so VM keys never outnumber records.
+            if !e.vm_key.is_empty()
+                && read::<VmState>(kv, &e.vm_key)?.is_some_and(|vm| vm.latest.as_deref() == Some(e.id.as_str()))
+            {
+                kv.delete(&e.vm_key)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => done.push(e.id.clone()),
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
         }
     }
-    Ok(())
+    if !done.is_empty() {
+        update::<Index, _>(kv, INDEX_KEY, |cur| {
+            let mut index = cur.unwrap_or_default();
+            let before = index.purge.len();
+            index.purge.retain(|p| !done.contains(&p.id));
+            if index.purge.len() == before { Change::Keep } else { Change::Put(index) }
+        })?;
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// Apply changed entries to the index in one compare-and-swap, evict what must go, and delete
@@ -292,17 +328,17 @@ pub fn commit_index(
     max_records: usize,
     retention_secs: i64,
 ) -> Result<usize, StoreError> {
-    let mut evicted = Vec::new();
+    let mut to_purge = Vec::new();
     update::<Index, _>(kv, INDEX_KEY, |current| {
         let mut index = current.unwrap_or_default();
         for e in changed {
             index.upsert(e.clone());
         }
-        evicted = evict(&mut index, now, max_records, retention_secs);
+        to_purge = evict_to_purge(&mut index, now, max_records, retention_secs);
         Change::Put(index)
     })?;
-    purge(kv, &evicted)?;
-    Ok(evicted.len())
+    purge(kv, &to_purge)?;
+    Ok(to_purge.len())
 }
 
 #[cfg(test)]
@@ -348,6 +384,7 @@ mod tests {
     fn eviction_spares_active_and_prefers_done() {
         let mut idx = Index {
             writer: String::new(),
+            purge: Vec::new(),
             entries: vec![
                 entry("a", State::Running, 1, Some(5), None),
                 entry("b", State::Succeeded, 2, Some(5), Some(3)),
@@ -366,6 +403,7 @@ mod tests {
     fn retention_drops_only_finished_and_done() {
         let mut idx = Index {
             writer: String::new(),
+            purge: Vec::new(),
             entries: vec![
                 entry("old", State::Failed, 1, None, Some(1)),
                 entry("pending", State::Failed, 1, Some(1), Some(1)),
@@ -374,6 +412,46 @@ mod tests {
         let gone = evict(&mut idx, 10_000, 100, 3600);
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].id, "old");
+    }
+
+    /// Deletes that fail stay listed in the index, and the next commit finishes them.
+    #[test]
+    fn a_failed_purge_is_finished_by_the_next_commit() {
+        struct FailDeletes {
+            inner: MemKv,
+            fail: std::cell::Cell<bool>,
+        }
+        impl KvStore for FailDeletes {
+            fn get(&self, k: &str) -> Result<Option<Vec<u8>>, KvError> {
+                self.inner.get(k)
+            }
+            fn set(&self, k: &str, v: &[u8]) -> Result<(), KvError> {
+                self.inner.set(k, v)
+            }
+            fn delete(&self, k: &str) -> Result<(), KvError> {
+                if self.fail.get() { Err(KvError("injected".into())) } else { self.inner.delete(k) }
+            }
+            fn compare_and_swap(&self, k: &str, e: Option<&[u8]>, n: &[u8]) -> Result<bool, KvError> {
+                self.inner.compare_and_swap(k, e, n)
+            }
+        }
+        let kv = FailDeletes { inner: MemKv::new(), fail: Default::default() };
+        let done = |id: &str, t: i64| entry(id, State::Succeeded, t, None, Some(t));
+        kv.set(&record_key("old"), b"{}").unwrap();
+        commit_index(&kv, &[done("old", 1)], 2, 10, 1_000_000).unwrap();
+        // Retention expires "old"; the index swap works, the delete does not.
+        kv.fail.set(true);
+        assert!(commit_index(&kv, &[], 2_000_000, 10, 10).is_err());
+        kv.fail.set(false);
+        assert!(kv.inner.get_string(&record_key("old")).is_some());
+        let index: Index = read(&kv, INDEX_KEY).unwrap().unwrap();
+        assert!(index.entries.is_empty());
+        assert_eq!(index.purge.len(), 1, "still listed for deletion");
+        // Any later commit finishes the job.
+        commit_index(&kv, &[], 2_000_001, 10, 10).unwrap();
+        assert!(kv.inner.get_string(&record_key("old")).is_none(), "the leaked record is deleted");
+        let index: Index = read(&kv, INDEX_KEY).unwrap().unwrap();
+        assert!(index.purge.is_empty());
     }
 
     #[test]
