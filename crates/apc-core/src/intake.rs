@@ -52,38 +52,11 @@ fn new_record(ctx: &Ctx, alert: &Alert, target: &Target, now: UnixSeconds) -> Ca
     let name = policy::capture_name(&ctx.cfg.capture.name_prefix, target, alert.fired_at, &alert.identity());
     let (spec, warnings) = policy::capture_spec(&ctx.cfg.capture, &alert.custom_properties);
     CaptureRecord {
-        id: name.clone(),
-        name,
-        vm: target.id_string(),
-        vm_key: target.key(),
-        watcher: None,
         location: alert.region.clone(),
-        state: State::Queued,
-        azure_status: None,
-        stop_reason: None,
-        errors: Vec::new(),
         warnings,
         alert_ids: vec![alert.identity()],
-        alert_ids_dropped: 0,
         alert_rule: alert.rule.clone(),
-        skip_reason: None,
-        spec,
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-        finished_at: None,
-        next_check_at: Some(now),
-        attempts: 0,
-        storage_path: None,
-        file_path: None,
-        notified: false,
-        notify_attempts: 0,
-        notify_error: None,
-        azure_deleted: false,
-        seen_running: false,
-        cleanup_attempts: 0,
-        lease_until: None,
-        lease_holder: String::new(),
+        ..CaptureRecord::queued(name, target.id_string(), target.key(), spec, now)
     }
 }
 

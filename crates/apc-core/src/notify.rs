@@ -131,46 +131,32 @@ mod tests {
     use crate::record::CaptureSpec;
 
     fn record(state: State) -> CaptureRecord {
+        let spec = CaptureSpec {
+            time_limit_seconds: 300,
+            bytes_per_packet: 0,
+            bytes_per_session: 1,
+            filters: vec![],
+            storage_account_id: None,
+            file_path: None,
+        };
         CaptureRecord {
-            id: "apc-vm1-20261125T020000-0a1b2c3d".into(),
-            name: "apc-vm1-20261125T020000-0a1b2c3d".into(),
-            vm: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1".into(),
-            vm_key: "k".into(),
-            watcher: None,
-            location: Some("westus".into()),
             state,
+            location: Some("westus".into()),
             azure_status: Some("Stopped".into()),
             stop_reason: Some("TimeExceeded".into()),
             errors: vec!["ARM 400 InvalidRequest: bad".into()],
-            warnings: vec![],
             alert_ids: vec!["a|t".into()],
-            alert_ids_dropped: 0,
             alert_rule: Some("tcp-segments-sent".into()),
             skip_reason: Some("limit".into()),
-            spec: CaptureSpec {
-                time_limit_seconds: 300,
-                bytes_per_packet: 0,
-                bytes_per_session: 1,
-                filters: vec![],
-                storage_account_id: None,
-                file_path: None,
-            },
-            created_at: 0,
-            updated_at: 0,
-            started_at: None,
-            finished_at: None,
-            next_check_at: None,
             attempts: 1,
             storage_path: Some("https://st.blob.core.windows.net/c/x.cap".into()),
-            file_path: None,
-            notified: false,
-            notify_attempts: 0,
-            notify_error: None,
-            azure_deleted: false,
-            seen_running: false,
-        cleanup_attempts: 0,
-        lease_until: None,
-            lease_holder: String::new(),
+            ..CaptureRecord::queued(
+                "apc-vm1-20261125T020000-0a1b2c3d".into(),
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1".into(),
+                "k".into(),
+                spec,
+                0,
+            )
         }
     }
 

@@ -148,6 +148,45 @@ pub struct CaptureRecord {
 }
 
 impl CaptureRecord {
+    /// A new `queued` record for capture `name` on the target `vm` (its id as shown, and its
+    /// lower-case key), due now; everything else empty.
+    pub fn queued(name: String, vm: String, vm_key: String, spec: CaptureSpec, now: UnixSeconds) -> Self {
+        CaptureRecord {
+            id: name.clone(),
+            name,
+            vm,
+            vm_key,
+            watcher: None,
+            location: None,
+            state: State::Queued,
+            azure_status: None,
+            stop_reason: None,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            alert_ids: Vec::new(),
+            alert_ids_dropped: 0,
+            alert_rule: None,
+            skip_reason: None,
+            spec,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+            next_check_at: Some(now),
+            attempts: 0,
+            storage_path: None,
+            file_path: None,
+            notified: false,
+            notify_attempts: 0,
+            notify_error: None,
+            azure_deleted: false,
+            seen_running: false,
+            cleanup_attempts: 0,
+            lease_until: None,
+            lease_holder: String::new(),
+        }
+    }
+
     /// The public JSON shape, times in RFC 3339 UTC.
     pub fn view(&self) -> Value {
         let t = |v: Option<UnixSeconds>| v.map(rfc3339);
