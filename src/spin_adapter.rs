@@ -187,6 +187,9 @@ impl KvStore for SpinKv {
             Err(atomics::CasError::StoreError(e)) => Err(kv_err(e)),
         }
     }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        atomics::increment(&self.open()?.1, key, delta).map_err(kv_err)
+    }
 }
 
 struct SpinVars;

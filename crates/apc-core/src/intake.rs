@@ -124,6 +124,8 @@ enum IndexDecision {
     Entered,
     /// Entered as skipped: the limit is reached.
     Limit,
+    /// There is no index yet: it must be created first ([`store::ensure_index`]).
+    NoIndex,
 }
 
 /// An entry a poll marked as never recorded (see `advance::advance_due`): it holds nothing.
@@ -138,8 +140,11 @@ fn decide(ctx: &Ctx, rec: &CaptureRecord) -> Result<IndexDecision, StoreError> {
     let mut decision = IndexDecision::Entered;
     let mut evicted = Vec::new();
     store::update::<Index, _>(ctx.world.kv, store::INDEX_KEY, |cur| {
-        let mut index = cur.unwrap_or_default();
         evicted.clear();
+        let Some(mut index) = cur else {
+            decision = IndexDecision::NoIndex;
+            return Change::Keep;
+        };
         // A marker left by a delivery that died before recording: this delivery starts over.
         index.entries.retain(|e| !(e.id == rec.id && is_orphan_marker(e)));
         if let Some(e) = index.entries.iter().find(|e| e.id == rec.id) {
@@ -282,6 +287,7 @@ pub fn handle_target(ctx: &Ctx, alert: &Alert, target: &Target) -> Result<Target
                 let _ = note_on_vm(ctx, &rec, &digest, true);
                 return Ok(TargetOutcome { decision: Decision::Started, record: rec });
             }
+            IndexDecision::NoIndex => store::ensure_index(ctx.world.kv)?,
             IndexDecision::Limit => {
                 skip_for_limit(ctx, &mut rec);
                 record_entered(ctx, &rec)?;

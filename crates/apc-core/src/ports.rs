@@ -131,6 +131,8 @@ pub trait KvStore {
     /// Replace the value at `key` with `new` only if it currently is `expected` (`None`: absent).
     /// `Ok(true)` when this call wrote the value, `Ok(false)` when the current value differed.
     fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError>;
+    /// Atomically add `delta` to the integer at `key` (absent: 0) and return the new value.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError>;
 }
 
 /// Seconds since the Unix epoch, UTC.

@@ -8,11 +8,12 @@
 //! | `v1:cap:{id}` | a [`CaptureRecord`] |
 //! | `v1:vm:{hash of the target id}` | a [`VmState`]: the latest capture, recent alerts, region |
 //! | `v1:index` | the [`Index`]: one small entry per record, so no request scans keys; it is where "one capture per VM" and the active limit are decided |
+//! | `v1:init` | a counter that elects the one request creating the index (see [`ensure_index`]) |
 //! | `v1:token`, `v1:nw:{sub}:{region}` | the Azure client's caches |
 //!
 //! Bound on the key count: at most `max_records` records, one VM key per VM that has a
-//! record (so at most `max_records`), the index, the token, and one watcher key per
-//! (subscription, region) in use: `2 × max_records + 2 + watchers`.
+//! record (so at most `max_records`), the index, its election counter, the token, and one
+//! watcher key per (subscription, region) in use: `2 × max_records + 3 + watchers`.
 //!
 //! Every read-modify-write goes through [`update`], a compare-and-swap loop, so concurrent
 //! requests (Spin runs many at once over one store) never lose each other's changes.
@@ -25,6 +26,10 @@ use crate::record::{CaptureRecord, State};
 
 /// The index key.
 pub const INDEX_KEY: &str = "v1:index";
+/// The counter that elects the creator of the index.
+pub const INIT_KEY: &str = "v1:init";
+/// Reads a request makes while waiting for the elected creator to write the index.
+const INIT_WAIT_READS: usize = 500;
 /// How many times a compare-and-swap is retried before giving up on contention.
 const CAS_RETRIES: usize = 32;
 
@@ -47,6 +52,26 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A short digest of an alert identity, as kept in [`VmState::recent_alerts`].
 pub fn alert_digest(identity: &str) -> String {
     hex(&Sha256::digest(identity.as_bytes())[..8])
+}
+
+/// Make sure the index exists, so every later compare-and-swap on it compares against a
+/// present value. Creating it is the one write against an absent key, which Spin's SQLite
+/// store performs as an unconditional upsert; an atomic counter elects a single creator, and
+/// the others wait for its write (or, if it died, create the same empty index themselves).
+pub fn ensure_index(kv: &dyn KvStore) -> Result<(), StoreError> {
+    if kv.get(INDEX_KEY)?.is_some() {
+        return Ok(());
+    }
+    if kv.increment(INIT_KEY, 1)? != 1 {
+        for _ in 0..INIT_WAIT_READS {
+            if kv.get(INDEX_KEY)?.is_some() {
+                return Ok(());
+            }
+        }
+    }
+    let empty = serde_json::to_vec(&Index::default()).map_err(|_| StoreError::Corrupt(INDEX_KEY.to_string()))?;
+    kv.compare_and_swap(INDEX_KEY, None, &empty)?;
+    Ok(())
 }
 
 /// Store errors as the handlers see them.
@@ -434,6 +459,9 @@ mod tests {
             fn compare_and_swap(&self, k: &str, e: Option<&[u8]>, n: &[u8]) -> Result<bool, KvError> {
                 self.inner.compare_and_swap(k, e, n)
             }
+            fn increment(&self, k: &str, d: i64) -> Result<i64, KvError> {
+                self.inner.increment(k, d)
+            }
         }
         let kv = FailDeletes { inner: MemKv::new(), fail: Default::default() };
         let done = |id: &str, t: i64| entry(id, State::Succeeded, t, None, Some(t));
@@ -476,6 +504,9 @@ mod tests {
                     self.inner.set(k, b"[1]")?;
                 }
                 self.inner.compare_and_swap(k, e, n)
+            }
+            fn increment(&self, k: &str, d: i64) -> Result<i64, KvError> {
+                self.inner.increment(k, d)
             }
         }
         let kv = Racy { inner: MemKv::new(), raced: Default::default() };

@@ -21,12 +21,14 @@ pub struct KvCounts {
     pub deletes: u32,
     /// `compare_and_swap` calls.
     pub cas: u32,
+    /// `increment` calls.
+    pub increments: u32,
 }
 
 impl KvCounts {
     /// All operations.
     pub fn total(&self) -> u32 {
-        self.gets + self.sets + self.deletes + self.cas
+        self.gets + self.sets + self.deletes + self.cas + self.increments
     }
 }
 
@@ -133,6 +135,24 @@ impl KvStore for MemKv {
         drop(data);
         self.note_size();
         Ok(true)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.bump(|c| c.increments += 1);
+        if self.fail_writes.get() {
+            return Err(KvError("injected write failure".into()));
+        }
+        let mut data = self.data.borrow_mut();
+        // Stored as Spin's stores keep counters: 8 bytes, little-endian.
+        let current = match data.get(key) {
+            None => 0,
+            Some(b) => i64::from_le_bytes(b.as_slice().try_into().map_err(|_| KvError("not a counter".into()))?),
+        };
+        let next = current.checked_add(delta).ok_or_else(|| KvError("counter overflow".into()))?;
+        data.insert(key.to_string(), next.to_le_bytes().to_vec());
+        drop(data);
+        self.note_size();
+        Ok(next)
     }
 }
 

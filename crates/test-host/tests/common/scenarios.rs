@@ -250,7 +250,13 @@ pub struct CoalesceReport {
 
 /// Send `n` different alerts for `vm-1` at once (each delivered as Azure would).
 pub fn one_vm_many_alerts(n: usize) -> CoalesceReport {
+    one_vm_many_alerts_with(n, CasSemantics::Strict)
+}
+
+/// [`one_vm_many_alerts`] on a store with the given compare-and-swap behaviour.
+pub fn one_vm_many_alerts_with(n: usize, semantics: CasSemantics) -> CoalesceReport {
     let w = World::new(1, &[]);
+    w.host.kv().set_cas_semantics(semantics);
     let rt = runtime();
     let t = Instant::now();
     let deliveries = rt.block_on(bounded(n, n, |i| {
@@ -457,7 +463,7 @@ pub struct SoakReport {
     pub max_records: usize,
     /// Largest key count the store held.
     pub max_keys: u64,
-    /// The documented bound `2 × max_records + 2 + watcher regions`.
+    /// The documented bound `2 × max_records + 3 + watcher regions`.
     pub bound: u64,
     /// Records that left the store while their last seen state was active and that were never
     /// notified as finished (goal: none).
@@ -495,7 +501,7 @@ pub fn soak(alerts: usize, vms: usize, max_records: usize) -> SoakReport {
     let w = World::new(vms, &[("max_records", &max_s), ("capture_time_limit_seconds", "60")]);
     let step = (86_400 / alerts.max(1)).max(1) as i64;
     let started = Instant::now();
-    let mut report = SoakReport { alerts, max_records, bound: 2 * max_records as u64 + 2 + 1, ..Default::default() };
+    let mut report = SoakReport { alerts, max_records, bound: 2 * max_records as u64 + 3 + 1, ..Default::default() };
     let mut last_state: BTreeMap<String, String> = BTreeMap::new();
     let mut seen_active: BTreeSet<String> = BTreeSet::new();
     let mut gone_while_active: Vec<String> = Vec::new();
