@@ -132,7 +132,10 @@ fn resolved_duplicate_coalesced_and_call_budgets() {
     assert_eq!(w.calls(routes::CAPTURE_PUT), 2);
     let warm_kv = resp.stats.kv.total();
     eprintln!("KV operations: cold alert {cold_kv}, warm alert {warm_kv}");
-    assert!(warm_kv <= 30 && cold_kv <= 30, "cold {cold_kv}, warm {warm_kv}");
+    // A small constant: the first alert of a fresh store also creates the index (election,
+    // write), and every step takes and releases its record's lease. The soak shows it stays
+    // flat however many records exist.
+    assert!(warm_kv <= 30 && cold_kv <= 40, "cold {cold_kv}, warm {warm_kv}");
 }
 
 #[test]
