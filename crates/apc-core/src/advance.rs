@@ -352,29 +352,16 @@ pub fn remember_location(ctx: &Ctx, rec: &CaptureRecord) -> Result<(), StoreErro
 /// Advance one record by id if it is due (or `force`). Returns the record as stored, the
 /// index entry to commit, and whether a step ran.
 pub fn advance_one(ctx: &Ctx, id: &str, force: bool) -> Result<Option<(CaptureRecord, bool)>, StoreError> {
-    let Some(original) = store::read::<CaptureRecord>(ctx.world.kv, &store::record_key(id))? else {
-        return Ok(None);
-    };
     let now = ctx.now();
-    let due = original.next_check_at.is_some_and(|t| t <= now);
-    if !due && !force {
-        return Ok(Some((original, false)));
-    }
-    // Take the lease, so concurrent requests (every webhook delivery also advances what is
-    // due) do not repeat the same Azure calls and notifications.
-    if original.lease_until.is_some_and(|t| t > now) {
-        return Ok(Some((original, false)));
-    }
-    // The lease is taken on the record as it is now: alerts attached meanwhile (coalescing)
-    // change it without taking the work, so only the state and the lease are compared.
+    // Decide and take the lease on one read: a record that is due (or forced) and not held by
+    // another request is leased, so concurrent requests (every webhook delivery also advances
+    // what is due) do not repeat the same Azure calls and notifications.
     let mut leased = None;
     let current = store::update::<CaptureRecord, _>(ctx.world.kv, &store::record_key(id), |cur| {
         leased = None;
         match cur {
             Some(r)
-                if r.state == original.state
-                    && r.attempts == original.attempts
-                    && r.lease_until.is_none_or(|t| t <= now) =>
+                if (force || r.next_check_at.is_some_and(|t| t <= now)) && r.lease_until.is_none_or(|t| t <= now) =>
             {
                 let mut l = r;
                 l.lease_until = Some(now + LEASE_SECS);
@@ -388,8 +375,8 @@ pub fn advance_one(ctx: &Ctx, id: &str, force: bool) -> Result<Option<(CaptureRe
     let Some(leased) = leased else {
         return Ok(current.map(|r| (r, false)));
     };
-    let known_location = if original.state == State::Queued && original.location.is_none() {
-        store::read::<VmState>(ctx.world.kv, &store::vm_key(&original.vm_key))?.and_then(|v| v.location)
+    let known_location = if leased.state == State::Queued && leased.location.is_none() {
+        store::read::<VmState>(ctx.world.kv, &store::vm_key(&leased.vm_key))?.and_then(|v| v.location)
     } else {
         None
     };
@@ -398,7 +385,7 @@ pub fn advance_one(ctx: &Ctx, id: &str, force: bool) -> Result<Option<(CaptureRe
     rec.lease_until = None;
     rec.lease_holder.clear();
     let stored = write_back(ctx, &leased, &rec)?.unwrap_or(rec);
-    if stored.location != original.location {
+    if stored.location != leased.location {
         remember_location(ctx, &stored)?;
     }
     Ok(Some((stored, true)))
@@ -465,8 +452,7 @@ pub fn advance_due(ctx: &Ctx, skip: &[String]) -> Result<PollReport, StoreError>
     let index = if changed.is_empty() {
         index
     } else {
-        store::commit_index(ctx.world.kv, &changed, now, ctx.cfg.max_records as usize, retention(ctx.cfg))?;
-        Index::load(ctx.world.kv)?
+        store::commit_index(ctx.world.kv, &changed, now, ctx.cfg.max_records as usize, retention(ctx.cfg))?
     };
     let (due, next_check_at) = index.due_summary(ctx.now());
     Ok(PollReport { advanced, advanced_ids, due, next_check_at })

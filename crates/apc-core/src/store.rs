@@ -345,16 +345,16 @@ pub fn purge(kv: &dyn KvStore, evicted: &[IndexEntry]) -> Result<(), StoreError>
 }
 
 /// Apply changed entries to the index in one compare-and-swap, evict what must go, and delete
-/// the evicted records (and VM keys that pointed at them). Returns how many were evicted.
+/// the evicted records (and VM keys that pointed at them). Returns the index as written.
 pub fn commit_index(
     kv: &dyn KvStore,
     changed: &[IndexEntry],
     now: UnixSeconds,
     max_records: usize,
     retention_secs: i64,
-) -> Result<usize, StoreError> {
+) -> Result<Index, StoreError> {
     let mut to_purge = Vec::new();
-    update::<Index, _>(kv, INDEX_KEY, |current| {
+    let written = update::<Index, _>(kv, INDEX_KEY, |current| {
         let mut index = current.unwrap_or_default();
         for e in changed {
             index.upsert(e.clone());
@@ -363,7 +363,7 @@ pub fn commit_index(
         Change::Put(index)
     })?;
     purge(kv, &to_purge)?;
-    Ok(to_purge.len())
+    Ok(written.unwrap_or_default())
 }
 
 #[cfg(test)]
