@@ -16,7 +16,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-samples="$root/../shared/azure-samples"
+samples="$root/testdata/azure-samples"
 runs=${1:-1000000}
 shift || true
 targets=("$@")

@@ -1,4 +1,4 @@
-//! The alert parser against every real Azure sample in `shared/azure-samples/alerts/`, derived
+//! The alert parser against every real Azure sample in `testdata/azure-samples/alerts/`, derived
 //! variants built from them in memory (the sample files are never edited), and refusals.
 
 use std::collections::BTreeSet;
@@ -13,8 +13,8 @@ const SUB: &str = "aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e";
 const REAL_SUB: &str = "6f3c2b1a-9d8e-4f70-a1b2-c3d4e5f60718";
 
 fn samples_dir() -> PathBuf {
-    // shared/ sits beside the repository, in CI as on developers' machines.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/azure-samples/alerts")
+    // Copies of the public samples live in the repository (testdata/azure-samples/SOURCES.md).
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/azure-samples/alerts")
 }
 
 fn load(name: &str) -> Vec<u8> {
@@ -261,7 +261,7 @@ fn variant_name(e: &AlertError) -> &'static str {
 #[test]
 fn every_sample_parses_as_expected() {
     let mut names: Vec<String> = std::fs::read_dir(samples_dir())
-        .expect("shared/azure-samples/alerts exists beside the repository")
+        .expect("testdata/azure-samples/alerts is in the repository")
         .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();

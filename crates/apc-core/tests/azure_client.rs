@@ -1,5 +1,5 @@
 //! The Azure client against the scripted transport, answered with the real Azure samples of
-//! `shared/azure-samples` (derived variants are built in the tests; the files stay unchanged).
+//! `testdata/azure-samples` (derived variants are built in the tests; the files stay unchanged).
 
 use apc_core::azure::{Azure, AzureError, CaptureParams, NETWORK_API_VERSION, TOKEN_KEY};
 use apc_core::config::{AzureConfig, Secret};

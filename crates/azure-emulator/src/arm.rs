@@ -1,5 +1,5 @@
 //! Azure Resource Manager: authentication, api-version, VM GET, watcher list, packet captures
-//! (shapes from `shared/azure-samples/{compute,network-watcher,arm}/`).
+//! (shapes from `testdata/azure-samples/{compute,network-watcher,arm}/`).
 
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};

@@ -1,5 +1,5 @@
 //! Entra ID's client-credentials token endpoint, with its error bodies
-//! (shapes from `shared/azure-samples/token/`).
+//! (shapes from `testdata/azure-samples/token/`).
 
 use serde_json::json;
 use time::Duration;

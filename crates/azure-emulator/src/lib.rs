@@ -4,7 +4,7 @@
 //! typed methods; the `azure-emulator` binary serves the same thing plus an HTTP control API
 //! under `/_emulator/`.
 //!
-//! Answers follow the shapes of the real payloads in `shared/azure-samples/`.
+//! Answers follow the shapes of the real payloads in `testdata/azure-samples/`.
 
 mod arm;
 mod control;

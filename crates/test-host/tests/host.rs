@@ -250,7 +250,7 @@ async fn an_unauthenticated_request_touches_nothing() {
 }
 
 fn alert_sample(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/azure-samples/alerts").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/azure-samples/alerts").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

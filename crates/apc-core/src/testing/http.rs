@@ -12,7 +12,7 @@
 //! with `TransportError::Other("unscripted …")`, so the code under test sees a clear failure and
 //! the test can assert "no call".
 //!
-//! The response helpers read the x-ms-examples samples of `shared/azure-samples`, located relative
+//! The response helpers read the x-ms-examples samples of `testdata/azure-samples`, located relative
 //! to this crate's manifest directory, never by absolute path.
 
 use std::cell::RefCell;
@@ -202,10 +202,10 @@ impl HttpClient for ScriptedHttp {
     }
 }
 
-/// The `shared/azure-samples` directory, located from this crate's manifest directory
-/// (`crates/apc-core/../../../shared/azure-samples`), so it works in any clone location.
+/// The `testdata/azure-samples` directory, located from this crate's manifest directory
+/// (`crates/apc-core/../../testdata/azure-samples`), so it works in any clone location.
 pub fn samples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/azure-samples")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/azure-samples")
 }
 
 /// The text of a sample file, `rel` relative to [`samples_dir`]. Panics (test support only)

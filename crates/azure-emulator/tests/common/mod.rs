@@ -137,9 +137,9 @@ pub fn capture_body(target: &str, time_limit: u64) -> Value {
     })
 }
 
-/// Reads a sample from `shared/azure-samples`, located relative to this crate.
+/// Reads a sample from `testdata/azure-samples`, located relative to this crate.
 pub fn sample(rel: &str) -> Value {
-    let path = format!("{}/../../../shared/azure-samples/{rel}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../testdata/azure-samples/{rel}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).expect("sample JSON")
 }

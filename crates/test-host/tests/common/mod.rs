@@ -23,7 +23,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn shared_samples() -> PathBuf {
-    repo_root().join("../shared/azure-samples")
+    repo_root().join("testdata/azure-samples")
 }
 
 /// The release component. The end-to-end tests need it: scripts/test.sh builds it first.
