@@ -181,7 +181,7 @@ impl KvStore for SpinKv {
         }
         match atomics::swap(cas, new) {
             Ok(()) => Ok(true),
-            // Spin's Redis store reports a failed swap even when it wrote (SPIN-NOTES): look
+            // Spin's Redis store reports a failed swap even when it wrote (docs/PLATFORM.md): look
             // before concluding that another writer won.
             Err(atomics::CasError::CasFailed(_)) => Ok(self.get(key)?.as_deref() == Some(new)),
             Err(atomics::CasError::StoreError(e)) => Err(kv_err(e)),

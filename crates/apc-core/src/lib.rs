@@ -11,7 +11,7 @@
 //! - [`azure`]: Entra ID token and ARM calls (SPEC §4).
 //! - [`policy`]: capture names, parameters, overrides (SPEC §5).
 //! - [`record`]: the capture record and its states (SPEC §6).
-//! - [`store`]: key-value layout, index, per-VM claims (SPEC §6).
+//! - [`store`]: key-value layout, index, per-VM claims (SPEC §6; design in docs/STATE.md).
 //! - [`intake`]: what `POST /alerts` does with an alert (SPEC §2, §5).
 //! - [`advance`]: following captures across invocations (SPEC §7).
 //! - [`notify`]: notifications (SPEC §8).

@@ -18,7 +18,7 @@ pub enum CasSemantics {
     /// unconditional upsert that always succeeds, so two writers can both "create" a key.
     SpinSqlite,
     /// Spin's Redis store (Spin 4.0.2): the swap is applied as in `Strict`, but the answer is
-    /// always `cas-failed`, even when the value was written (see docs/platform.md).
+    /// always `cas-failed`, even when the value was written (see docs/PLATFORM.md).
     SpinRedis,
 }
 

@@ -1,4 +1,4 @@
-//! End to end through the real release `.wasm` (issue 3 §3): the wasmtime host stands in for
+//! End to end through the real release `.wasm` (issue 3): the wasmtime host stands in for
 //! Spin (reading spin.toml), the emulator stands in for Entra ID and ARM, a local listener
 //! receives notifications. Outbound-call counts are read from the emulator's journal.
 
