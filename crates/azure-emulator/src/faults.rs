@@ -8,6 +8,10 @@ pub mod routes {
     pub const TOKEN: &str = "token";
     /// `GET …/Microsoft.Compute/virtualMachines/{vm}`
     pub const VM_GET: &str = "vm_get";
+    /// `GET …/Microsoft.Compute/virtualMachineScaleSets/{vmss}`
+    pub const VMSS_GET: &str = "vmss_get";
+    /// `GET …/Microsoft.Compute/virtualMachineScaleSets/{vmss}/virtualMachines/{instanceId}`
+    pub const VMSS_VM_GET: &str = "vmss_vm_get";
     /// `GET /subscriptions/{s}/providers/Microsoft.Network/networkWatchers`
     pub const WATCHERS_LIST: &str = "watchers_list";
     /// `PUT …/packetCaptures/{name}`
