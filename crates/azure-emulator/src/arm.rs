@@ -111,7 +111,12 @@ pub(crate) fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
     }
     let client_id = inner.lock().settings.config.client_id.clone();
     let mut st = inner.lock();
-    let host = st.settings.hostile_base.clone().unwrap_or_else(|| inner.base().to_string());
+    let host = st
+        .settings
+        .hostile_base
+        .clone()
+        .or_else(|| st.settings.public_base.clone())
+        .unwrap_or_else(|| inner.base().to_string());
     if let Route::AsyncOperation { id, .. } | Route::OperationResult { id, .. } = route {
         if let Some(bad) = check_api_version_present(req) {
             return bad;

@@ -21,6 +21,7 @@
 //! | `GET /_emulator/captures` | – | captures and their status |
 //! | `POST /_emulator/hostile` | `{"base": url or null}` | hostile redirect host |
 //! | `POST /_emulator/vmss` | [`crate::VmssSpec`] (camelCase) | seed a scale set and its instances |
+//! | `POST /_emulator/public_base` | `{"base": url or null}` | URL clients see (a TLS front) |
 //! | `GET /_emulator/modes` | – | the [`crate::ArmModes`] in force |
 //! | `POST /_emulator/modes` | some [`crate::ArmModes`] fields | change those fields, answer all |
 
@@ -75,6 +76,10 @@ pub(crate) fn handle(inner: &Inner, req: &Request) -> Response {
     let rest = req.path.trim_start_matches("/_emulator").trim_matches('/');
     let result = match (req.method.as_str(), rest) {
         ("POST", "vms") => parse::<VmSpec>(req).and_then(|vm| seeded(crate::add_vm(inner, vm))),
+        ("POST", "public_base") => parse::<Hostile>(req).map(|h| {
+            inner.lock().settings.public_base = h.base.map(|b| b.trim_end_matches('/').to_string());
+            ok(json!({}))
+        }),
         ("POST", "vmss") => parse::<VmssSpec>(req).and_then(|v| seeded(crate::add_vmss(inner, v))),
         ("GET", "modes") => Ok(ok(json!(inner.lock().settings.config.modes))),
         ("POST", "modes") => parse::<Value>(req).and_then(|patch| {

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 pub mod routes {
     /// `POST /{tenant}/oauth2/v2.0/token`
     pub const TOKEN: &str = "token";
+    /// `GET /{tenant}/v2.0/.well-known/openid-configuration`
+    pub const OPENID_CONFIGURATION: &str = "openid_configuration";
     /// `GET …/Microsoft.Compute/virtualMachines/{vm}`
     pub const VM_GET: &str = "vm_get";
     /// `GET …/Microsoft.Compute/virtualMachineScaleSets/{vmss}`

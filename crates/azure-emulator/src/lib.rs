@@ -572,6 +572,13 @@ impl Emulator {
         self.inner.lock().settings.hostile_base = base.map(|b| b.trim_end_matches('/').to_string());
     }
 
+    /// The base URL clients reach the emulator at when it is not [`Emulator::base_url`]
+    /// (e.g. `https://127.0.0.1:PORT` of a TLS front): used in the OpenID configuration and in
+    /// `Location`/`Azure-AsyncOperation` URLs. `None` restores the emulator's own.
+    pub fn set_public_base(&self, base: Option<&str>) {
+        self.inner.lock().settings.public_base = base.map(|b| b.trim_end_matches('/').to_string());
+    }
+
     /// Every call so far, in completion order (control calls excluded).
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.inner.lock().journal.clone()
@@ -775,6 +782,7 @@ fn dispatch(inner: &Inner, req: Request) -> Reply {
 fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
     match route {
         Route::Token { tenant } => entra::token(inner, tenant, req),
+        Route::OpenIdConfig { tenant } => entra::openid_configuration(inner, tenant),
         Route::Unknown => arm::not_found_route(req),
         other => arm::handle(inner, other, req),
     }
@@ -784,7 +792,7 @@ fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
 /// `x-ms-correlation-request-id` (or a fresh one), and the client's `x-ms-client-request-id`
 /// echoed when sent.
 fn with_request_ids(inner: &Inner, route: &Route, req: &Request, resp: Response) -> Response {
-    if let Route::Token { .. } = route {
+    if let Route::Token { .. } | Route::OpenIdConfig { .. } = route {
         return resp;
     }
     let (request_id, fresh_correlation) = {
@@ -908,6 +916,7 @@ fn redact_secrets(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Route {
     Token { tenant: String },
+    OpenIdConfig { tenant: String },
     VmGet { sub: String, rg: String, vm: String },
     VmssGet { sub: String, rg: String, vmss: String },
     VmssVmGet { sub: String, rg: String, vmss: String, instance: String },
@@ -923,6 +932,7 @@ impl Route {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Route::Token { .. } => routes::TOKEN,
+            Route::OpenIdConfig { .. } => routes::OPENID_CONFIGURATION,
             Route::VmGet { .. } => routes::VM_GET,
             Route::VmssGet { .. } => routes::VMSS_GET,
             Route::VmssVmGet { .. } => routes::VMSS_VM_GET,
@@ -949,6 +959,9 @@ fn classify(req: &Request) -> Route {
     match s.as_slice() {
         [tenant, "oauth2", "v2.0", "token"] if m == "POST" && !tenant.is_empty() => {
             Route::Token { tenant: tenant.to_string() }
+        }
+        [tenant, "v2.0", ".well-known", "openid-configuration"] if m == "GET" && !tenant.is_empty() => {
+            Route::OpenIdConfig { tenant: tenant.to_string() }
         }
         [a, sub, b, rg, c, ns, t, vm]
             if m == "GET"

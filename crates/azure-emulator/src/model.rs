@@ -231,6 +231,8 @@ impl Capture {
 pub(crate) struct Settings {
     pub config: EmulatorConfig,
     pub hostile_base: Option<String>,
+    /// Where clients reach the emulator when that is not its own address (a TLS front).
+    pub public_base: Option<String>,
 }
 
 pub(crate) struct State {
@@ -263,7 +265,7 @@ impl State {
         State {
             clock: Clock::new(start, config.flowing_clock),
             faults: Faults::new(config.fault_seed),
-            settings: Settings { config, hostile_base: None },
+            settings: Settings { config, hostile_base: None, public_base: None },
             tokens: HashMap::new(),
             vms: BTreeMap::new(),
             watchers: BTreeMap::new(),

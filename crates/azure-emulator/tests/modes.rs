@@ -407,3 +407,31 @@ fn modes_and_scale_sets_over_the_control_api() {
     );
     assert_eq!(send(&emu, "POST", "/_emulator/vmss", &[], bad.as_bytes()).unwrap().status, 400);
 }
+
+#[test]
+fn openid_discovery_and_public_base() {
+    let emu = seeded();
+    let tenant = emu.config().tenant_id;
+    let doc = send(&emu, "GET", &format!("/{tenant}/v2.0/.well-known/openid-configuration"), &[], b"").unwrap();
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.json()["token_endpoint"], format!("{}/{tenant}/oauth2/v2.0/token", emu.base_url()));
+    assert_eq!(send(&emu, "GET", "/other/v2.0/.well-known/openid-configuration", &[], b"").unwrap().status, 400);
+
+    emu.set_public_base(Some("https://127.0.0.1:9443/"));
+    let doc = send(&emu, "GET", &format!("/{tenant}/v2.0/.well-known/openid-configuration"), &[], b"").unwrap().json();
+    assert_eq!(doc["issuer"], format!("https://127.0.0.1:9443/{tenant}/v2.0"));
+    let tok = token(&emu);
+    let put = arm(&emu, &tok, "PUT", &capture_path("pb"), NET_API, Some(&capture_body(&vm_id("vm1"), 60))).unwrap();
+    assert!(put.header("Azure-AsyncOperation").unwrap().starts_with("https://127.0.0.1:9443/subscriptions/"));
+    let list = arm(
+        &emu,
+        &tok,
+        "GET",
+        &format!("/subscriptions/{SUB}/providers/Microsoft.Network/networkWatchers"),
+        NET_API,
+        None,
+    )
+    .unwrap()
+    .json();
+    assert!(list.get("nextLink").is_none(), "a public base is not a hostile one");
+}
