@@ -24,8 +24,24 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 APC_WASM="$PWD/$wasm" cargo test --workspace --all-targets "$@" 2>&1 | tee "$log" || status=$?
-# One closing line for the whole run (cargo prints one per test binary).
+
+echo "== conformance: the emulator under the official Azure SDK for Python"
+pylog=$(mktemp)
+trap 'rm -f "$log" "$pylog"' EXIT
+bash scripts/conformance.sh 2>&1 | tee "$pylog" || status=$?
+
+# One closing line for the whole run (cargo prints one per test binary; pytest one summary).
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
+# pytest's last line: "== 8 passed, 1 failed in 3.2s ==" (any order, "error(s)" count as failed).
+summary=$(grep -E '^=+ .*[0-9]+ (passed|failed|errors?).* in [0-9.]+s' "$pylog" | tail -1 || true)
+py_passed=$({ grep -Eo '[0-9]+ passed' <<<"$summary" || true; } | awk '{s+=$1} END {print s+0}')
+py_failed=$({ grep -Eo '[0-9]+ (failed|errors?)' <<<"$summary" || true; } | awk '{s+=$1} END {print s+0}')
+if [ -z "$summary" ]; then
+  echo "conformance: no pytest summary (the run did not start)" >&2
+  py_failed=$((py_failed + 1))
+fi
+passed=$((passed + py_passed))
+failed=$((failed + py_failed))
 echo "tests: $passed passed, $failed failed"
 exit "$status"

@@ -20,6 +20,10 @@
 //! | `POST /_emulator/captures/fail` | `{"name": s}` or `{"next": true}` | force `Error` |
 //! | `GET /_emulator/captures` | – | captures and their status |
 //! | `POST /_emulator/hostile` | `{"base": url or null}` | hostile redirect host |
+//! | `POST /_emulator/vmss` | [`crate::VmssSpec`] (camelCase) | seed a scale set and its instances |
+//! | `POST /_emulator/public_base` | `{"base": url or null}` | URL clients see (a TLS front) |
+//! | `GET /_emulator/modes` | – | the [`crate::ArmModes`] in force |
+//! | `POST /_emulator/modes` | some [`crate::ArmModes`] fields | change those fields, answer all |
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +31,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::http::{Request, Response};
-use crate::{Fault, Inner, VmSpec, WatcherSpec};
+use crate::{ArmModes, Fault, Inner, VmSpec, VmssSpec, WatcherSpec};
 
 fn ok(value: Value) -> Response {
     Response::json(200, &value)
@@ -72,6 +76,28 @@ pub(crate) fn handle(inner: &Inner, req: &Request) -> Response {
     let rest = req.path.trim_start_matches("/_emulator").trim_matches('/');
     let result = match (req.method.as_str(), rest) {
         ("POST", "vms") => parse::<VmSpec>(req).and_then(|vm| seeded(crate::add_vm(inner, vm))),
+        ("POST", "public_base") => parse::<Hostile>(req).map(|h| {
+            inner.lock().settings.public_base = h.base.map(|b| b.trim_end_matches('/').to_string());
+            ok(json!({}))
+        }),
+        ("POST", "vmss") => parse::<VmssSpec>(req).and_then(|v| seeded(crate::add_vmss(inner, v))),
+        ("GET", "modes") => Ok(ok(json!(inner.lock().settings.config.modes))),
+        ("POST", "modes") => parse::<Value>(req).and_then(|patch| {
+            let mut st = inner.lock();
+            let mut current = json!(st.settings.config.modes);
+            let (Some(cur), Some(patch)) = (current.as_object_mut(), patch.as_object()) else {
+                return Err(bad("give a JSON object of mode fields"));
+            };
+            for (k, v) in patch {
+                if !cur.contains_key(k) {
+                    return Err(bad(format!("unknown mode {k:?}")));
+                }
+                cur.insert(k.clone(), v.clone());
+            }
+            let modes: ArmModes = serde_json::from_value(current).map_err(bad)?;
+            st.settings.config.modes = modes.clone();
+            Ok(ok(json!(modes)))
+        }),
         ("POST", "watchers") => parse::<WatcherSpec>(req).and_then(|w| seeded(crate::add_watcher(inner, w))),
         ("POST", "demo") => Ok(ok(json!(crate::seed_demo(inner)))),
         ("GET", "clock") => Ok(clock(inner)),

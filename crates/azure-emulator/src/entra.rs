@@ -109,6 +109,39 @@ pub(crate) fn token(inner: &Inner, tenant: &str, req: &Request) -> Response {
     )
 }
 
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`: the discovery document MSAL
+/// (azure-identity) reads before asking for a token. URLs use the public base when one is set.
+pub(crate) fn openid_configuration(inner: &Inner, tenant: &str) -> Response {
+    let (configured, public) = {
+        let st = inner.lock();
+        (st.settings.config.tenant_id.clone(), st.settings.public_base.clone())
+    };
+    if !tenant.eq_ignore_ascii_case(&configured) {
+        return error(inner, 400, "invalid_tenant", 90002, &format!("Tenant '{tenant}' not found."));
+    }
+    let base = public.unwrap_or_else(|| inner.base().to_string());
+    Response::json(
+        200,
+        &json!({
+            "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": format!("{base}/{tenant}/v2.0"),
+            "request_uri_parameter_supported": false,
+            "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+            "device_authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/devicecode"),
+            "end_session_endpoint": format!("{base}/{tenant}/oauth2/v2.0/logout"),
+            "tenant_region_scope": null,
+            "cloud_instance_name": "microsoftonline.com"
+        }),
+    )
+}
+
 /// The audiences the emulated ARM accepts: its own base URL and public Azure's.
 fn scope_ok(scope: &str, base: &str) -> bool {
     let Some(resource) = scope.strip_suffix("/.default") else {

@@ -6,8 +6,14 @@ use serde::{Deserialize, Serialize};
 pub mod routes {
     /// `POST /{tenant}/oauth2/v2.0/token`
     pub const TOKEN: &str = "token";
+    /// `GET /{tenant}/v2.0/.well-known/openid-configuration`
+    pub const OPENID_CONFIGURATION: &str = "openid_configuration";
     /// `GET …/Microsoft.Compute/virtualMachines/{vm}`
     pub const VM_GET: &str = "vm_get";
+    /// `GET …/Microsoft.Compute/virtualMachineScaleSets/{vmss}`
+    pub const VMSS_GET: &str = "vmss_get";
+    /// `GET …/Microsoft.Compute/virtualMachineScaleSets/{vmss}/virtualMachines/{instanceId}`
+    pub const VMSS_VM_GET: &str = "vmss_vm_get";
     /// `GET /subscriptions/{s}/providers/Microsoft.Network/networkWatchers`
     pub const WATCHERS_LIST: &str = "watchers_list";
     /// `PUT …/packetCaptures/{name}`

@@ -12,6 +12,7 @@ mod entra;
 pub mod faults;
 mod http;
 mod model;
+pub mod versions;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -71,7 +72,112 @@ pub struct EmulatorConfig {
     /// `false` (tests): the clock moves only when set or advanced. `true` (the binary): it
     /// also flows with real time.
     pub flowing_clock: bool,
+    /// How faithfully ARM's optional behaviours are played (defaults keep the simple answers).
+    pub modes: ArmModes,
 }
+
+/// What a capture PUT does when a capture of that name already exists. Real ARM's answer is
+/// undocumented: the Network RP specs list only `201` for `PacketCaptures_Create`, and
+/// azure-cli issue #7748 only reports that re-creating an existing capture fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExistingName {
+    /// The same body again is `201` with the existing capture; another body is
+    /// `409 PacketCaptureAlreadyExists` (the emulator's historical answer).
+    #[default]
+    SameBodyIdempotent,
+    /// Always `201` with the existing capture, whatever the body.
+    Idempotent,
+    /// Always `409 PacketCaptureAlreadyExists`.
+    Conflict,
+}
+
+/// How throttling answers (429, and the 409/503 faults) carry `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryAfterStyle {
+    /// Delta seconds (`Retry-After: 7`).
+    #[default]
+    Seconds,
+    /// An HTTP date (`Retry-After: Wed, 01 Jan 2025 00:00:07 GMT`), from the emulator clock.
+    HttpDate,
+    /// No `Retry-After` header.
+    Absent,
+}
+
+/// The end of a long-running operation.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LroOutcome {
+    /// `{"status":"Succeeded"}`.
+    #[default]
+    Succeeded,
+    /// `{"status":"Failed","error":{code,message}}`; the `Location` URL answers 500 with it.
+    Failed {
+        /// `error.code`.
+        code: String,
+        /// `error.message`.
+        message: String,
+    },
+}
+
+/// Switches that bring the emulator closer to real ARM. The defaults keep the answers the
+/// existing tests rely on. Settable with [`Emulator::set_modes`] and friends, or over HTTP
+/// with `POST /_emulator/modes` (a partial JSON object of these fields, snake_case).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ArmModes {
+    /// `queryStatus` and `stop` answer `202` with `Location` and `Azure-AsyncOperation`
+    /// (real ARM has been recorded answering both ways). Default `false`: `200`.
+    pub async_actions: bool,
+    /// GETs of an operation URL that answer `InProgress` before the end (default 0).
+    pub lro_polls: u32,
+    /// Emulator-clock seconds an operation stays `InProgress` (default 0).
+    pub lro_secs: u64,
+    /// How operations end (default `Succeeded`).
+    pub lro_outcome: LroOutcome,
+    /// `Retry-After` seconds on long-running answers and in-progress polls (default 10).
+    pub lro_retry_after_secs: u32,
+    /// A PUT of an existing capture name.
+    pub existing_name: ExistingName,
+    /// `Retry-After` on throttling answers.
+    pub retry_after: RetryAfterStyle,
+    /// Reads (GET, list) of a new capture that still see `provisioningState: Updating`
+    /// (default 0: the first GET sees `Succeeded`).
+    pub updating_reads: u32,
+    /// Emulator-clock seconds a new capture stays `Updating` (default 0).
+    pub updating_secs: u64,
+    /// Answer `SubscriptionNotFound` / `ResourceGroupNotFound` (404) for a subscription or
+    /// resource group holding no seeded resource (default `false`: `ResourceNotFound`).
+    pub scope_errors: bool,
+    /// Actions (e.g. `Microsoft.Network/networkWatchers/packetCaptures/write`, compared
+    /// case-insensitively) answered `403 AuthorizationFailed`.
+    pub denied_actions: Vec<String>,
+    /// Object id named in `AuthorizationFailed` messages.
+    pub principal_object_id: String,
+}
+
+impl Default for ArmModes {
+    fn default() -> Self {
+        ArmModes {
+            async_actions: false,
+            lro_polls: 0,
+            lro_secs: 0,
+            lro_outcome: LroOutcome::Succeeded,
+            lro_retry_after_secs: 10,
+            existing_name: ExistingName::SameBodyIdempotent,
+            retry_after: RetryAfterStyle::Seconds,
+            updating_reads: 0,
+            updating_secs: 0,
+            scope_errors: false,
+            denied_actions: Vec::new(),
+            principal_object_id: DEFAULT_PRINCIPAL_OBJECT_ID.to_string(),
+        }
+    }
+}
+
+/// Default object id of the service principal, as named in `AuthorizationFailed` messages.
+pub const DEFAULT_PRINCIPAL_OBJECT_ID: &str = "5b2c1e4a-7d3f-4e8b-9a61-0c2d3e4f5a6b";
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
@@ -84,6 +190,7 @@ impl Default for EmulatorConfig {
             fault_seed: 0,
             clock_start: None,
             flowing_clock: false,
+            modes: ArmModes::default(),
         }
     }
 }
@@ -118,6 +225,47 @@ impl VmSpec {
     /// Sets whether the agent extension is installed.
     pub fn with_extension(mut self, installed: bool) -> VmSpec {
         self.network_watcher_extension = installed;
+        self
+    }
+}
+
+/// A virtual machine scale set (Uniform orchestration) to seed, with its instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VmssSpec {
+    /// ARM id of a `Microsoft.Compute/virtualMachineScaleSets` resource.
+    pub id: String,
+    /// Location, any casing/spacing.
+    pub location: String,
+    /// OS type of the instances.
+    pub os_type: OsType,
+    /// Whether the Network Watcher agent extension is in the scale set's extension profile.
+    pub network_watcher_extension: bool,
+    /// Instance ids (`"0"`, `"1"`, …).
+    pub instance_ids: Vec<String>,
+}
+
+impl VmssSpec {
+    /// A scale set with the agent extension and instances `0..count`.
+    pub fn new(id: &str, location: &str, os_type: OsType, count: u32) -> VmssSpec {
+        VmssSpec {
+            id: id.to_string(),
+            location: location.to_string(),
+            os_type,
+            network_watcher_extension: true,
+            instance_ids: (0..count).map(|i| i.to_string()).collect(),
+        }
+    }
+
+    /// Sets whether the agent extension is installed.
+    pub fn with_extension(mut self, installed: bool) -> VmssSpec {
+        self.network_watcher_extension = installed;
+        self
+    }
+
+    /// Sets the instance ids.
+    pub fn with_instances(mut self, ids: &[&str]) -> VmssSpec {
+        self.instance_ids = ids.iter().map(|s| s.to_string()).collect();
         self
     }
 }
@@ -256,6 +404,75 @@ impl Emulator {
         add_vm(&self.inner, vm)
     }
 
+    /// Seeds (or replaces) a scale set and its instances.
+    pub fn add_vmss(&self, vmss: VmssSpec) -> Result<(), EmulatorError> {
+        add_vmss(&self.inner, vmss)
+    }
+
+    /// The ARM modes in force.
+    pub fn modes(&self) -> ArmModes {
+        self.inner.lock().settings.config.modes.clone()
+    }
+
+    /// Replaces every ARM mode.
+    pub fn set_modes(&self, modes: ArmModes) {
+        self.inner.lock().settings.config.modes = modes;
+    }
+
+    /// Changes the ARM modes in place.
+    pub fn update_modes(&self, f: impl FnOnce(&mut ArmModes)) {
+        f(&mut self.inner.lock().settings.config.modes);
+    }
+
+    /// `queryStatus` and `stop` answer `202` + `Location` + `Azure-AsyncOperation` (`true`)
+    /// or `200` (`false`, the default).
+    pub fn set_async_actions(&self, on: bool) {
+        self.update_modes(|m| m.async_actions = on);
+    }
+
+    /// Long-running operations answer `InProgress` for `polls` GETs and `secs` emulator
+    /// seconds, then end with `outcome`.
+    pub fn set_lro(&self, polls: u32, secs: u64, outcome: LroOutcome) {
+        self.update_modes(|m| {
+            m.lro_polls = polls;
+            m.lro_secs = secs;
+            m.lro_outcome = outcome;
+        });
+    }
+
+    /// What a PUT of an existing capture name answers.
+    pub fn set_existing_name(&self, mode: ExistingName) {
+        self.update_modes(|m| m.existing_name = mode);
+    }
+
+    /// How throttling answers carry `Retry-After`.
+    pub fn set_retry_after_style(&self, style: RetryAfterStyle) {
+        self.update_modes(|m| m.retry_after = style);
+    }
+
+    /// New captures read `Updating` for `reads` GET/list reads and `secs` emulator seconds.
+    pub fn set_updating(&self, reads: u32, secs: u64) {
+        self.update_modes(|m| {
+            m.updating_reads = reads;
+            m.updating_secs = secs;
+        });
+    }
+
+    /// Answers `action` with `403 AuthorizationFailed` (`denied`) or lets it through.
+    pub fn deny_action(&self, action: &str, denied: bool) {
+        self.update_modes(|m| {
+            m.denied_actions.retain(|a| !a.eq_ignore_ascii_case(action));
+            if denied {
+                m.denied_actions.push(action.to_string());
+            }
+        });
+    }
+
+    /// `SubscriptionNotFound` / `ResourceGroupNotFound` for unknown scopes (`true`).
+    pub fn set_scope_errors(&self, on: bool) {
+        self.update_modes(|m| m.scope_errors = on);
+    }
+
     /// Seeds (or replaces) a network watcher.
     pub fn add_watcher(&self, watcher: WatcherSpec) -> Result<(), EmulatorError> {
         add_watcher(&self.inner, watcher)
@@ -355,6 +572,13 @@ impl Emulator {
         self.inner.lock().settings.hostile_base = base.map(|b| b.trim_end_matches('/').to_string());
     }
 
+    /// The base URL clients reach the emulator at when it is not [`Emulator::base_url`]
+    /// (e.g. `https://127.0.0.1:PORT` of a TLS front): used in the OpenID configuration and in
+    /// `Location`/`Azure-AsyncOperation` URLs. `None` restores the emulator's own.
+    pub fn set_public_base(&self, base: Option<&str>) {
+        self.inner.lock().settings.public_base = base.map(|b| b.trim_end_matches('/').to_string());
+    }
+
     /// Every call so far, in completion order (control calls excluded).
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.inner.lock().journal.clone()
@@ -408,6 +632,38 @@ pub(crate) fn add_vm(inner: &Inner, vm: VmSpec) -> Result<(), EmulatorError> {
             agent: vm.network_watcher_extension,
             scale_set,
             vm_uuid,
+            // A scale set seeded as a VmSpec gets two instances.
+            instances: if scale_set { vec!["0".into(), "1".into()] } else { Vec::new() },
+            size: "Standard_D2s_v3".into(),
+        },
+    );
+    Ok(())
+}
+
+pub(crate) fn add_vmss(inner: &Inner, vmss: VmssSpec) -> Result<(), EmulatorError> {
+    let id =
+        ArmId::parse(&vmss.id).ok_or_else(|| EmulatorError::InvalidId(vmss.id.clone(), "not an ARM resource id"))?;
+    if !(id.namespace.eq_ignore_ascii_case("Microsoft.Compute")
+        && id.kind.eq_ignore_ascii_case("virtualMachineScaleSets"))
+    {
+        return Err(EmulatorError::InvalidId(vmss.id, "not a Microsoft.Compute/virtualMachineScaleSets id"));
+    }
+    if vmss.instance_ids.iter().any(|i| i.is_empty() || !i.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(EmulatorError::InvalidId(vmss.id, "instance ids are decimal numbers"));
+    }
+    let mut st = inner.lock();
+    let vm_uuid = st.guid();
+    st.vms.insert(
+        id.key(),
+        Vm {
+            id,
+            location: normalize_location(&vmss.location),
+            os_type: vmss.os_type,
+            agent: vmss.network_watcher_extension,
+            scale_set: true,
+            vm_uuid,
+            instances: vmss.instance_ids,
+            size: "Standard_D2s_v3".into(),
         },
     );
     Ok(())
@@ -454,7 +710,16 @@ pub(crate) fn seed_demo(inner: &Inner) -> DemoIds {
     if let (Some(vm), Some(w)) = (ArmId::parse(&vm_id), ArmId::parse(&watcher_id)) {
         st.vms.insert(
             vm.key(),
-            Vm { id: vm, location: "westus".into(), os_type: OsType::Linux, agent: true, scale_set: false, vm_uuid },
+            Vm {
+                id: vm,
+                location: "westus".into(),
+                os_type: OsType::Linux,
+                agent: true,
+                scale_set: false,
+                vm_uuid,
+                instances: Vec::new(),
+                size: "Standard_D2s_v3".into(),
+            },
         );
         st.watchers.insert(w.key(), Watcher { id: w, location: "westus".into() });
     }
@@ -473,7 +738,7 @@ pub(crate) fn captures(inner: &Inner) -> Vec<CaptureInfo> {
                 name: c.name.clone(),
                 status: s.status.to_string(),
                 stop_reason: s.stop_reason.map(str::to_string),
-                properties: arm::props_for_get(c),
+                properties: arm::props_for_get(c, now),
             }
         })
         .collect()
@@ -501,12 +766,12 @@ fn dispatch(inner: &Inner, req: Request) -> Reply {
             (Some(resp.status), false, Reply::Drop)
         }
         Some((FaultKind::Status(code), retry_after)) => {
-            let resp = fault_response(inner, &route, code, retry_after);
+            let resp = with_request_ids(inner, &route, &req, fault_response(inner, &route, code, retry_after));
             (Some(resp.status), true, Reply::Send(resp))
         }
         // Latency is folded into the decision above and never terminates a call.
         Some((FaultKind::LatencyMs(_), _)) | None => {
-            let resp = handle(inner, &route, &req);
+            let resp = with_request_ids(inner, &route, &req, handle(inner, &route, &req));
             (Some(resp.status), true, Reply::Send(resp))
         }
     };
@@ -517,9 +782,56 @@ fn dispatch(inner: &Inner, req: Request) -> Reply {
 fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
     match route {
         Route::Token { tenant } => entra::token(inner, tenant, req),
+        Route::OpenIdConfig { tenant } => entra::openid_configuration(inner, tenant),
         Route::Unknown => arm::not_found_route(req),
         other => arm::handle(inner, other, req),
     }
+}
+
+/// ARM's tracing headers on every ARM answer: a fresh `x-ms-request-id`, the client's
+/// `x-ms-correlation-request-id` (or a fresh one), and the client's `x-ms-client-request-id`
+/// echoed when sent.
+fn with_request_ids(inner: &Inner, route: &Route, req: &Request, resp: Response) -> Response {
+    if let Route::Token { .. } | Route::OpenIdConfig { .. } = route {
+        return resp;
+    }
+    let (request_id, fresh_correlation) = {
+        let mut st = inner.lock();
+        (st.guid(), st.guid())
+    };
+    let correlation = req
+        .header("x-ms-correlation-request-id")
+        .map(str::to_string)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(fresh_correlation);
+    let mut resp =
+        resp.with_header("x-ms-request-id", request_id).with_header("x-ms-correlation-request-id", correlation);
+    if let Some(client) = req.header("x-ms-client-request-id") {
+        resp = resp.with_header("x-ms-client-request-id", client);
+    }
+    resp
+}
+
+/// `Retry-After` in the configured style (`None`: leave it out).
+pub(crate) fn retry_after_value(inner: &Inner, secs: u32) -> Option<String> {
+    let st = inner.lock();
+    match st.settings.config.modes.retry_after {
+        RetryAfterStyle::Seconds => Some(secs.to_string()),
+        RetryAfterStyle::Absent => None,
+        RetryAfterStyle::HttpDate => {
+            let at = st.now().saturating_add(time::Duration::seconds(i64::from(secs)));
+            Some(http_date(at))
+        }
+    }
+}
+
+/// RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub(crate) fn http_date(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    ))
+    .unwrap_or_default()
 }
 
 fn fault_response(inner: &Inner, route: &Route, code: u16, retry_after: u32) -> Response {
@@ -540,7 +852,10 @@ fn fault_response(inner: &Inner, route: &Route, code: u16, retry_after: u32) -> 
         _ => ("InjectedFault", "The emulator injected this error."),
     };
     let resp = arm::error(code, err, msg);
-    if matches!(code, 429 | 409 | 503) { resp.with_header("Retry-After", retry_after.to_string()) } else { resp }
+    match retry_after_value(inner, retry_after) {
+        Some(v) if matches!(code, 429 | 409 | 503) => resp.with_header("Retry-After", v),
+        _ => resp,
+    }
 }
 
 fn record(inner: &Inner, route: &Route, req: &Request, status: Option<u16>, delivered: bool) {
@@ -601,12 +916,15 @@ fn redact_secrets(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Route {
     Token { tenant: String },
+    OpenIdConfig { tenant: String },
     VmGet { sub: String, rg: String, vm: String },
+    VmssGet { sub: String, rg: String, vmss: String },
+    VmssVmGet { sub: String, rg: String, vmss: String, instance: String },
     WatchersList { sub: String },
     CaptureList { sub: String, rg: String, nw: String },
     Capture { op: &'static str, sub: String, rg: String, nw: String, name: String },
-    AsyncOperation { sub: String },
-    OperationResult { sub: String },
+    AsyncOperation { sub: String, id: String },
+    OperationResult { sub: String, id: String },
     Unknown,
 }
 
@@ -614,7 +932,10 @@ impl Route {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Route::Token { .. } => routes::TOKEN,
+            Route::OpenIdConfig { .. } => routes::OPENID_CONFIGURATION,
             Route::VmGet { .. } => routes::VM_GET,
+            Route::VmssGet { .. } => routes::VMSS_GET,
+            Route::VmssVmGet { .. } => routes::VMSS_VM_GET,
             Route::WatchersList { .. } => routes::WATCHERS_LIST,
             Route::CaptureList { .. } => routes::CAPTURE_LIST,
             Route::Capture { op, .. } => op,
@@ -639,6 +960,9 @@ fn classify(req: &Request) -> Route {
         [tenant, "oauth2", "v2.0", "token"] if m == "POST" && !tenant.is_empty() => {
             Route::Token { tenant: tenant.to_string() }
         }
+        [tenant, "v2.0", ".well-known", "openid-configuration"] if m == "GET" && !tenant.is_empty() => {
+            Route::OpenIdConfig { tenant: tenant.to_string() }
+        }
         [a, sub, b, rg, c, ns, t, vm]
             if m == "GET"
                 && eq(a, "subscriptions")
@@ -649,6 +973,23 @@ fn classify(req: &Request) -> Route {
         {
             Route::VmGet { sub: sub.to_string(), rg: rg.to_string(), vm: vm.to_string() }
         }
+        [a, sub, b, rg, c, ns, t, vmss, rest @ ..]
+            if m == "GET"
+                && eq(a, "subscriptions")
+                && eq(b, "resourceGroups")
+                && eq(c, "providers")
+                && eq(ns, "Microsoft.Compute")
+                && eq(t, "virtualMachineScaleSets") =>
+        {
+            let (sub, rg, vmss) = (sub.to_string(), rg.to_string(), vmss.to_string());
+            match rest {
+                [] => Route::VmssGet { sub, rg, vmss },
+                [v, instance] if eq(v, "virtualMachines") => {
+                    Route::VmssVmGet { sub, rg, vmss, instance: instance.to_string() }
+                }
+                _ => Route::Unknown,
+            }
+        }
         [a, sub, c, ns, t]
             if m == "GET"
                 && eq(a, "subscriptions")
@@ -658,7 +999,7 @@ fn classify(req: &Request) -> Route {
         {
             Route::WatchersList { sub: sub.to_string() }
         }
-        [a, sub, c, ns, l, _loc, o, _id]
+        [a, sub, c, ns, l, _loc, o, id]
             if m == "GET"
                 && eq(a, "subscriptions")
                 && eq(c, "providers")
@@ -666,9 +1007,9 @@ fn classify(req: &Request) -> Route {
                 && eq(l, "locations") =>
         {
             if eq(o, "operations") {
-                Route::AsyncOperation { sub: sub.to_string() }
+                Route::AsyncOperation { sub: sub.to_string(), id: id.to_string() }
             } else if eq(o, "operationResults") {
-                Route::OperationResult { sub: sub.to_string() }
+                Route::OperationResult { sub: sub.to_string(), id: id.to_string() }
             } else {
                 Route::Unknown
             }

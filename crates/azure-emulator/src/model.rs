@@ -102,6 +102,10 @@ pub(crate) struct Vm {
     pub agent: bool,
     pub scale_set: bool,
     pub vm_uuid: String,
+    /// Instance ids of a scale set (empty for a VM).
+    pub instances: Vec<String>,
+    /// Size (`hardwareProfile.vmSize` / `sku.name`).
+    pub size: String,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +133,58 @@ pub(crate) struct Capture {
     pub error: bool,
     /// Stays `Running` past its time limit until stopped (a stuck capture, for watchdog tests).
     pub hang: bool,
+    /// Reads (GET, list) that still see `provisioningState: Updating`.
+    pub updating_reads: u32,
+    /// Emulator time before which reads see `Updating`.
+    pub provisioned_at: OffsetDateTime,
+}
+
+/// What a long-running operation is about.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OpKind {
+    /// A capture PUT (key of the capture).
+    Put(String),
+    /// `queryStatus` of a capture (key).
+    QueryStatus(String),
+    /// `stop` of a capture (key).
+    Stop(String),
+    /// `DELETE` of a capture.
+    Delete,
+}
+
+/// A long-running operation behind `Azure-AsyncOperation` / `Location` URLs.
+#[derive(Debug, Clone)]
+pub(crate) struct Operation {
+    pub kind: OpKind,
+    pub started: OffsetDateTime,
+    /// Polls that still answer `InProgress`.
+    pub polls_left: u32,
+    /// Emulator time before which polls answer `InProgress`.
+    pub ready_at: OffsetDateTime,
+    /// `None` = succeeds; `Some((code, message))` = fails.
+    pub failure: Option<(String, String)>,
+    /// Set when a poll first saw it finished.
+    pub ended: Option<OffsetDateTime>,
+    /// The `Location` URL handed out (for the `202` of an in-progress poll).
+    pub location_url: String,
+}
+
+impl Operation {
+    /// Counts one poll and tells whether the operation is over.
+    pub fn poll(&mut self, now: OffsetDateTime) -> bool {
+        if self.ended.is_some() {
+            return true;
+        }
+        if self.polls_left > 0 {
+            self.polls_left -= 1;
+            return false;
+        }
+        if now < self.ready_at {
+            return false;
+        }
+        self.ended = Some(now);
+        true
+    }
 }
 
 /// Status of a capture at a given time.
@@ -175,6 +231,8 @@ impl Capture {
 pub(crate) struct Settings {
     pub config: EmulatorConfig,
     pub hostile_base: Option<String>,
+    /// Where clients reach the emulator when that is not its own address (a TLS front).
+    pub public_base: Option<String>,
 }
 
 pub(crate) struct State {
@@ -185,6 +243,8 @@ pub(crate) struct State {
     pub vms: BTreeMap<String, Vm>,
     pub watchers: BTreeMap<String, Watcher>,
     pub captures: BTreeMap<String, Capture>,
+    /// Long-running operations by id.
+    pub operations: BTreeMap<String, Operation>,
     pub fail_names: HashSet<String>,
     pub fail_next: u32,
     /// Names (lower-case) of captures that hang in `Running`, and how many next captures do.
@@ -205,11 +265,12 @@ impl State {
         State {
             clock: Clock::new(start, config.flowing_clock),
             faults: Faults::new(config.fault_seed),
-            settings: Settings { config, hostile_base: None },
+            settings: Settings { config, hostile_base: None, public_base: None },
             tokens: HashMap::new(),
             vms: BTreeMap::new(),
             watchers: BTreeMap::new(),
             captures: BTreeMap::new(),
+            operations: BTreeMap::new(),
             fail_names: HashSet::new(),
             fail_next: 0,
             hang_names: HashSet::new(),
@@ -257,6 +318,8 @@ mod tests {
             stopped: None,
             error: false,
             hang: false,
+            updating_reads: 0,
+            provisioned_at: t0,
         }
     }
 

@@ -109,8 +109,11 @@ fn arm_requires_a_valid_unexpired_token_and_api_version() {
     let missing = send(&emu, "GET", &vm_id("vm1"), &[("Authorization", &format!("Bearer {tok}"))], b"").unwrap();
     assert_eq!(missing.status, 400);
     assert_eq!(missing.json()["error"]["code"], "MissingApiVersionParameter");
-    let old = arm(&emu, &tok, "GET", &vm_id("vm1"), "2024-03-01", None).unwrap();
-    assert_eq!(old.status, 400);
+    // 2024-03-01 is a published Compute version; 2024-03-02 is not.
+    assert_eq!(arm(&emu, &tok, "GET", &vm_id("vm1"), "2024-03-01", None).unwrap().status, 200);
+    let unknown = arm(&emu, &tok, "GET", &vm_id("vm1"), "2024-03-02", None).unwrap();
+    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.json()["error"]["code"], "NoRegisteredProviderFound");
 
     // Expiry by clock, then by revocation.
     emu.set_token_lifetime(60);
