@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::ports::UnixSeconds;
 use crate::resource_id::{ResourceId, Target};
-use crate::timefmt::{parse_rfc3339, rfc3339};
+use crate::timefmt::{parse_azure_time, rfc3339};
 
 /// Deepest JSON nesting accepted (real payloads stay below 10).
 pub const MAX_DEPTH: usize = 64;
@@ -72,7 +72,8 @@ pub struct Alert {
     /// Stable identity part 1: common `alertId`; metric non-common `data.context.id`; classic
     /// `context.id`; activity log `data.context.activityLog.eventDataId` (one per logged event).
     pub alert_id: String,
-    /// Stable identity part 2: the fire time, whole Unix seconds UTC (common `firedDateTime`,
+    /// Stable identity part 2: the fire time, whole Unix seconds UTC, read from any shape Azure
+    /// sends ([`parse_azure_time`]) (common `firedDateTime`,
     /// non-common `data.context.timestamp`, classic `context.timestamp`, activity log
     /// `eventTimestamp`).
     pub fired_at: UnixSeconds,
@@ -434,9 +435,18 @@ fn alert_id(obj: &Map<String, Value>, key: &str, pointer: &str) -> Result<String
     Ok(s.to_string())
 }
 
+/// A required time field, in any shape Azure sends ([`parse_azure_time`]), as UTC seconds. One
+/// that cannot be read refuses the alert (`400`) naming the field: the fire time is half of the
+/// alert's identity, so guessing one would break de-duplication.
 fn time(obj: &Map<String, Value>, key: &str, pointer: &str) -> Result<UnixSeconds, AlertError> {
     let s = string(obj, key, pointer)?;
-    parse_rfc3339(s).ok_or_else(|| AlertError::Invalid(format!("{pointer} is {}, not an RFC 3339 time", quoted(s))))
+    parse_azure_time(s).ok_or_else(|| {
+        AlertError::Invalid(format!(
+            "{pointer} is {}, not a time we can read (RFC 3339 / ISO 8601 such as \
+             \"2019-03-22T13:58:24.3713213Z\", or \"9/7/2016 12:35:24 PM\")",
+            quoted(s)
+        ))
+    })
 }
 
 /// An optional text field: a non-empty string, truncated, control characters replaced (it reaches

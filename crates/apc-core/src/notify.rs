@@ -23,28 +23,101 @@ pub fn cap_location(rec: &CaptureRecord) -> Option<String> {
     rec.storage_path.clone().or_else(|| rec.file_path.clone())
 }
 
-fn headline(rec: &CaptureRecord) -> String {
-    let rule = rec.alert_rule.as_deref().unwrap_or("an alert");
-    match rec.state {
-        State::Succeeded => match cap_location(rec) {
-            Some(loc) => {
-                format!("Packet capture {} on {} finished (alert {rule}). The .cap file is at {loc}", rec.name, rec.vm)
+/// How text is marked up in a notification format. Everything we did not write ourselves (alert
+/// rule names, VM and capture names, ARM error messages, skip and stop reasons) goes through
+/// [`Markup::text`]; only our own `.cap` link goes through [`Markup::link`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Markup {
+    /// JSON: values are data, not markup; sent as they are.
+    Plain,
+    /// Slack `mrkdwn`: Slack documents that only `&`, `<` and `>` need escaping, as `&amp;`,
+    /// `&lt;` and `&gt;`; that alone disarms `<!channel>`, `<!here>`, `<@U123>` and
+    /// `<https://evil|click>`. Slack has no escape for `*`, `_`, `~` or `` ` ``: those may still
+    /// style foreign text, but cannot link or mention.
+    Slack,
+    /// Adaptive Card markdown (TextBlock, Fact.Title, Fact.Value): bold, italic, lists and
+    /// `[text](url)` links; HTML is not rendered and mentions need `msteams.entities`. Markdown
+    /// punctuation is escaped with a backslash, as CommonMark allows for any ASCII punctuation.
+    Teams,
+}
+
+/// Characters that start or end Adaptive Card markdown (emphasis, links, lists, code, the
+/// `{{DATE(…)}}` substitution) and the backslash itself.
+const TEAMS_SPECIAL: &[char] = &['\\', '*', '_', '[', ']', '(', ')', '~', '`', '#', '<', '>', '{', '}', '!', '|'];
+
+impl Markup {
+    /// Foreign text, made inert: line breaks become spaces (a new line could start a list), URLs
+    /// lose their `://` so that no client turns them into links (a word joiner, U+2060, is put
+    /// after the colon: the text reads the same), and the format's own markup is escaped.
+    fn text(self, s: &str) -> String {
+        if self == Markup::Plain {
+            return s.to_string();
+        }
+        let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let unlinked = one_line.trim_start().replace("://", ":\u{2060}//");
+        let mut out = String::with_capacity(unlinked.len() + 8);
+        // Still in a leading run of digits (`1.` would start a numbered list).
+        let mut leading_digits = true;
+        for (i, c) in unlinked.chars().enumerate() {
+            match (self, c) {
+                (Markup::Slack, '&') => out.push_str("&amp;"),
+                (Markup::Slack, '<') => out.push_str("&lt;"),
+                (Markup::Slack, '>') => out.push_str("&gt;"),
+                (Markup::Teams, c) if TEAMS_SPECIAL.contains(&c) => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                // A leading `-` or `+`, or `.` after leading digits, would make a list item.
+                (Markup::Teams, '-' | '+') if i == 0 => out.push_str(&format!("\\{c}")),
+                (Markup::Teams, '.') if leading_digits && i > 0 => out.push_str("\\."),
+                _ => out.push(c),
             }
-            None => format!("Packet capture {} on {} finished (alert {rule}).", rec.name, rec.vm),
+            leading_digits &= c.is_ascii_digit();
+        }
+        out
+    }
+
+    /// Our own link (the `.cap` file's URL): clickable when it is a plain `https://` URL of
+    /// characters that need no escaping in either format; anything else is shown as text.
+    fn link(self, url: &str) -> String {
+        let safe = url.strip_prefix("https://").is_some_and(|rest| {
+            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:%".contains(&b))
+        });
+        match self {
+            Markup::Plain => url.to_string(),
+            Markup::Slack if safe => format!("<{url}>"),
+            Markup::Teams if safe => format!("[{}]({url})", url.replace('_', "\\_").replace('~', "\\~")),
+            _ => self.text(url),
+        }
+    }
+}
+
+fn headline(rec: &CaptureRecord, m: Markup) -> String {
+    let rule = match rec.alert_rule.as_deref() {
+        Some(r) => m.text(r),
+        None => "an alert".to_string(),
+    };
+    let (name, vm) = (m.text(&rec.name), m.text(&rec.vm));
+    match rec.state {
+        State::Succeeded => match (&rec.storage_path, &rec.file_path) {
+            (Some(url), _) => {
+                format!("Packet capture {name} on {vm} finished (alert {rule}). The .cap file is at {}", m.link(url))
+            }
+            (None, Some(path)) => {
+                format!("Packet capture {name} on {vm} finished (alert {rule}). The .cap file is at {}", m.text(path))
+            }
+            (None, None) => format!("Packet capture {name} on {vm} finished (alert {rule})."),
         },
         State::Failed => format!(
-            "Packet capture {} on {} failed (alert {rule}): {}",
-            rec.name,
-            rec.vm,
-            rec.errors.last().map(String::as_str).unwrap_or("no detail")
+            "Packet capture {name} on {vm} failed (alert {rule}): {}",
+            rec.errors.last().map(|e| m.text(e)).unwrap_or_else(|| "no detail".to_string())
         ),
         State::Skipped => format!(
-            "No packet capture for alert {rule} on {}: skipped ({}).",
-            rec.vm,
-            rec.skip_reason.as_deref().unwrap_or("no reason recorded")
+            "No packet capture for alert {rule} on {vm}: skipped ({}).",
+            rec.skip_reason.as_deref().map(|r| m.text(r)).unwrap_or_else(|| "no reason recorded".to_string())
         ),
         State::Queued | State::Running => {
-            format!("Packet capture {} on {} is {}.", rec.name, rec.vm, rec.state.as_str())
+            format!("Packet capture {name} on {vm} is {}.", rec.state.as_str())
         }
     }
 }
@@ -58,21 +131,27 @@ pub fn body(rec: &CaptureRecord, format: NotifyFormat) -> Value {
             "alert_rule": rec.alert_rule,
             "vm": rec.vm,
             "cap_location": cap_location(rec),
-            "summary": headline(rec),
+            "summary": headline(rec, Markup::Plain),
             "capture": rec.view(),
         }),
-        NotifyFormat::Slack => json!({ "text": headline(rec) }),
+        NotifyFormat::Slack => json!({ "text": headline(rec, Markup::Slack) }),
         NotifyFormat::Teams => {
+            let m = Markup::Teams;
             let mut facts = vec![
-                json!({"title": "VM", "value": rec.vm}),
+                json!({"title": "VM", "value": m.text(&rec.vm)}),
                 json!({"title": "State", "value": rec.state.as_str()}),
-                json!({"title": "Capture", "value": rec.name}),
+                json!({"title": "Capture", "value": m.text(&rec.name)}),
             ];
-            if let Some(loc) = cap_location(rec) {
-                facts.push(json!({"title": ".cap file", "value": loc}));
+            match (&rec.storage_path, &rec.file_path) {
+                (Some(url), _) => facts.push(json!({"title": ".cap file", "value": m.link(url)})),
+                (None, Some(path)) => facts.push(json!({"title": ".cap file", "value": m.text(path)})),
+                (None, None) => {}
             }
             if let Some(rule) = &rec.alert_rule {
-                facts.push(json!({"title": "Alert rule", "value": rule}));
+                facts.push(json!({"title": "Alert rule", "value": m.text(rule)}));
+            }
+            if let Some(reason) = &rec.stop_reason {
+                facts.push(json!({"title": "Stop reason", "value": m.text(reason)}));
             }
             json!({
                 "type": "message",
@@ -84,7 +163,7 @@ pub fn body(rec: &CaptureRecord, format: NotifyFormat) -> Value {
                         "type": "AdaptiveCard",
                         "version": "1.4",
                         "body": [
-                            {"type": "TextBlock", "text": headline(rec), "wrap": true, "weight": "Bolder"},
+                            {"type": "TextBlock", "text": headline(rec, m), "wrap": true, "weight": "Bolder"},
                             {"type": "FactSet", "facts": facts},
                             {"type": "TextBlock", "text": format!("Event {}", event_id(rec)), "isSubtle": true, "size": "Small"}
                         ]
@@ -184,5 +263,121 @@ mod tests {
         assert!(failed["summary"].as_str().unwrap().contains("InvalidRequest"));
         let skipped = body(&record(State::Skipped), NotifyFormat::Slack);
         assert!(skipped["text"].as_str().unwrap().contains("skipped (limit)"));
+    }
+
+    /// The word joiner put after `://` in foreign URLs.
+    const WJ: &str = "\u{2060}";
+
+    #[test]
+    fn slack_escapes_control_sequences_exactly() {
+        let m = Markup::Slack;
+        assert_eq!(m.text("<!channel> & <!here>"), "&lt;!channel&gt; &amp; &lt;!here&gt;");
+        assert_eq!(m.text("ping <@U123>"), "ping &lt;@U123&gt;");
+        assert_eq!(m.text("<https://evil|click>"), format!("&lt;https:{WJ}//evil|click&gt;"));
+        assert_eq!(m.text("a &amp; b"), "a &amp;amp; b");
+        assert_eq!(m.text("line1\n<!everyone>"), "line1 &lt;!everyone&gt;");
+        assert_eq!(m.text("see http://evil.example/x"), format!("see http:{WJ}//evil.example/x"));
+        assert_eq!(m.text("rg-été 资源组"), "rg-été 资源组");
+        // Our own link stays a link; a URL that is not plainly safe does not.
+        assert_eq!(m.link("https://st.blob.core.windows.net/c/x.cap"), "<https://st.blob.core.windows.net/c/x.cap>");
+        assert_eq!(m.link("https://evil|click"), format!("https:{WJ}//evil|click"));
+        assert_eq!(m.link("http://st.example/x.cap"), format!("http:{WJ}//st.example/x.cap"));
+        assert_eq!(m.link("https://a/b>c"), format!("https:{WJ}//a/b&gt;c"));
+    }
+
+    #[test]
+    fn teams_escapes_markdown_exactly() {
+        let m = Markup::Teams;
+        assert_eq!(m.text("[click](https://evil)"), format!("\\[click\\]\\(https:{WJ}//evil\\)"));
+        assert_eq!(m.text("**bold** _it_ ~s~ `c`"), "\\*\\*bold\\*\\* \\_it\\_ \\~s\\~ \\`c\\`");
+        assert_eq!(m.text("<at>Boss</at>"), "\\<at\\>Boss\\</at\\>");
+        assert_eq!(
+            m.text("{{DATE(2017-02-14T06:08:39Z, SHORT)}}"),
+            "\\{\\{DATE\\(2017-02-14T06:08:39Z, SHORT\\)\\}\\}"
+        );
+        assert_eq!(m.text("- item"), "\\- item");
+        assert_eq!(m.text("  + item"), "\\+ item");
+        assert_eq!(m.text("1. first"), "1\\. first");
+        assert_eq!(m.text("10.0.0.1 down"), "10\\.0.0.1 down");
+        assert_eq!(m.text("vm-1 a-b 2.5"), "vm-1 a-b 2.5");
+        assert_eq!(m.text("C:\\x ![img](u)"), "C:\\\\x \\!\\[img\\]\\(u\\)");
+        assert_eq!(m.text("a\r\n- b"), "a  - b");
+        assert_eq!(
+            m.link("https://st.blob.core.windows.net/c/apc_vm1.cap"),
+            "[https://st.blob.core.windows.net/c/apc\\_vm1.cap](https://st.blob.core.windows.net/c/apc_vm1.cap)"
+        );
+        assert_eq!(m.link("https://evil)[x](https://y"), format!("https:{WJ}//evil\\)\\[x\\]\\(https:{WJ}//y"));
+    }
+
+    fn hostile(state: State) -> CaptureRecord {
+        CaptureRecord {
+            alert_rule: Some("<!channel> [click](https://evil) *now*".into()),
+            errors: vec!["ARM 400: <@U123> said **no** & left".into()],
+            skip_reason: Some("<https://evil|limit>".into()),
+            stop_reason: Some("_Time_Exceeded_".into()),
+            ..record(state)
+        }
+    }
+
+    #[test]
+    fn hostile_payload_text_is_inert_in_slack() {
+        let b = body(&hostile(State::Failed), NotifyFormat::Slack);
+        assert_eq!(
+            b["text"],
+            format!(
+                "Packet capture apc-vm1-20261125T020000-0a1b2c3d on /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1 \
+                 failed (alert &lt;!channel&gt; [click](https:{WJ}//evil) *now*): ARM 400: &lt;@U123&gt; said **no** &amp; left"
+            )
+        );
+        let b = body(&hostile(State::Skipped), NotifyFormat::Slack);
+        assert!(b["text"].as_str().unwrap().ends_with(&format!("skipped (&lt;https:{WJ}//evil|limit&gt;).")), "{b}");
+        let b = body(&hostile(State::Succeeded), NotifyFormat::Slack);
+        assert!(
+            b["text"].as_str().unwrap().ends_with("The .cap file is at <https://st.blob.core.windows.net/c/x.cap>")
+        );
+    }
+
+    #[test]
+    fn hostile_payload_text_is_inert_in_teams() {
+        let b = body(&hostile(State::Succeeded), NotifyFormat::Teams);
+        let content = &b["attachments"][0]["content"];
+        assert_eq!(
+            content["body"][0]["text"],
+            format!(
+                "Packet capture apc-vm1-20261125T020000-0a1b2c3d on /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1 \
+                 finished (alert \\<\\!channel\\> \\[click\\]\\(https:{WJ}//evil\\) \\*now\\*). \
+                 The .cap file is at [https://st.blob.core.windows.net/c/x.cap](https://st.blob.core.windows.net/c/x.cap)"
+            )
+        );
+        let facts = content["body"][1]["facts"].as_array().unwrap();
+        let fact = |t: &str| facts.iter().find(|f| f["title"] == t).map(|f| f["value"].clone());
+        assert_eq!(
+            fact("Alert rule").unwrap(),
+            format!("\\<\\!channel\\> \\[click\\]\\(https:{WJ}//evil\\) \\*now\\*")
+        );
+        assert_eq!(fact("Stop reason").unwrap(), "\\_Time\\_Exceeded\\_");
+        assert_eq!(fact("State").unwrap(), "succeeded");
+        assert_eq!(
+            fact(".cap file").unwrap(),
+            "[https://st.blob.core.windows.net/c/x.cap](https://st.blob.core.windows.net/c/x.cap)"
+        );
+    }
+
+    #[test]
+    fn json_format_is_unchanged_by_escaping() {
+        let r = hostile(State::Failed);
+        let b = body(&r, NotifyFormat::Json);
+        assert_eq!(b["alert_rule"], "<!channel> [click](https://evil) *now*");
+        assert_eq!(b["vm"], r.vm.as_str());
+        assert_eq!(
+            b["summary"],
+            format!(
+                "Packet capture {} on {} failed (alert <!channel> [click](https://evil) *now*): ARM 400: <@U123> said **no** & left",
+                r.name, r.vm
+            )
+        );
+        assert_eq!(b["cap_location"], "https://st.blob.core.windows.net/c/x.cap");
+        let keys: Vec<&String> = b.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["alert_rule", "cap_location", "capture", "id", "summary", "type", "vm"]);
     }
 }

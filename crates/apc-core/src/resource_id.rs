@@ -7,6 +7,7 @@
 use std::fmt;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Longest id we accept. ARM ids of VMs are far shorter; this only bounds work.
 pub const MAX_ID_LEN: usize = 1024;
@@ -51,8 +52,11 @@ fn is_guid(s: &str) -> bool {
         })
 }
 
-/// Characters allowed in resource group and resource names: a strict ASCII subset of what
-/// ARM allows. Anything else (`%`, `?`, `#`, `@`, `/`, spaces, control, non-ASCII) is refused.
+/// Characters allowed in resource names below the provider (VMs, scale sets, storage accounts,
+/// watchers…): a strict ASCII subset. Compute's own rule for VM and scale-set names is a deny-list
+/// that would let some non-ASCII through, but a name a person cannot tell from another
+/// (`vm\u{430}1`, `vm\u{200b}1`) is a spoofing risk in answers and notifications, so these stay
+/// ASCII. Anything else (`%`, `?`, `#`, `@`, `/`, spaces, control, non-ASCII) is refused.
 fn is_name_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'(' | b')')
 }
@@ -73,6 +77,73 @@ fn check_name(s: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// Longest resource group name ARM allows, in UTF-16 code units as ARM counts them.
+pub const MAX_GROUP_LEN: usize = 90;
+
+/// A character ARM allows in a resource group name: Unicode letters and decimal digits
+/// (general categories Lu, Ll, Lt, Lm, Lo, Nd), `_`, `-`, `.`, `(` and `)`.
+/// Marks, format characters (zero-width, bidi overrides), symbols and spaces are not letters.
+fn is_group_char(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')');
+    }
+    matches!(
+        c.general_category(),
+        GeneralCategory::UppercaseLetter
+            | GeneralCategory::LowercaseLetter
+            | GeneralCategory::TitlecaseLetter
+            | GeneralCategory::ModifierLetter
+            | GeneralCategory::OtherLetter
+            | GeneralCategory::DecimalNumber
+    )
+}
+
+/// ARM's resource group rule: 1 to 90 characters of [`is_group_char`], not ending in `.`.
+/// Stricter in one way: `..` anywhere is refused (SPEC §10), though ARM would take `a..b`.
+fn check_group(s: &str) -> Result<(), IdError> {
+    if s.is_empty() {
+        return Err(IdError::Shape("empty name segment"));
+    }
+    if s.encode_utf16().count() > MAX_GROUP_LEN {
+        return Err(IdError::Malformed("resource group name longer than 90"));
+    }
+    if !s.chars().all(is_group_char) {
+        return Err(IdError::Malformed(
+            "resource group name holds a character ARM does not allow (letters, digits, '_', '-', '.', '(' and ')')",
+        ));
+    }
+    if s.ends_with('.') || s.contains("..") {
+        return Err(IdError::Malformed("resource group name ends with '.' or holds '..'"));
+    }
+    Ok(())
+}
+
+/// ARM names compare case-insensitively. ARM (a .NET service) uses ordinal ignore-case
+/// comparison: each character through its simple (one-to-one) upper-case mapping, no full case
+/// folding (`ß` is not `SS`). This key does the same, then lower-cases ASCII so that an ASCII id
+/// keeps the key it always had (`to_ascii_lowercase`), which stored records rely on.
+pub fn fold_case(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                return c.to_ascii_lowercase();
+            }
+            let mut upper = c.to_uppercase();
+            let u = match (upper.next(), upper.next()) {
+                (Some(u), None) => u,
+                // A one-to-many mapping (`ß` → `SS`) is not a simple mapping: keep the character.
+                _ => c,
+            };
+            u.to_ascii_lowercase()
+        })
+        .collect()
+}
+
+/// True when two names are the same for ARM (see [`fold_case`]).
+pub fn same_name(a: &str, b: &str) -> bool {
+    fold_case(a) == fold_case(b)
+}
+
 fn check_namespace(s: &str) -> Result<(), IdError> {
     let ok = !s.is_empty()
         && s.len() <= 64
@@ -91,6 +162,10 @@ fn check_type(s: &str) -> Result<(), IdError> {
     if ok { Ok(()) } else { Err(IdError::Shape("resource type is not alphanumeric")) }
 }
 
+/// Where the resource group name sits: `subscriptions/{id}/resourceGroups/{name}`.
+const GROUP_SEGMENT: usize = 3;
+const NON_ASCII: &str = "non-ASCII, control or space characters";
+
 /// Split an id into its segments after the common checks; `None` segments are refused.
 fn segments(s: &str) -> Result<Vec<&str>, IdError> {
     if s.is_empty() {
@@ -99,8 +174,8 @@ fn segments(s: &str) -> Result<Vec<&str>, IdError> {
     if s.len() > MAX_ID_LEN {
         return Err(IdError::Malformed("longer than 1024 characters"));
     }
-    if !s.is_ascii() || s.bytes().any(|c| c.is_ascii_control() || c == b' ') {
-        return Err(IdError::Malformed("non-ASCII, control or space characters"));
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(IdError::Malformed(NON_ASCII));
     }
     if s.bytes().any(|c| matches!(c, b'?' | b'#' | b'%' | b'@' | b'\\')) {
         return Err(IdError::Malformed("holds '?', '#', '%', '@' or '\\'"));
@@ -116,6 +191,11 @@ fn segments(s: &str) -> Result<Vec<&str>, IdError> {
     }
     if segs.iter().any(|p| *p == "." || *p == "..") {
         return Err(IdError::Malformed("'.' or '..' segment"));
+    }
+    // Only the resource group name (the fourth segment) may hold non-ASCII letters; its own
+    // check says which. Keywords, the subscription, providers, types and names are ASCII.
+    if segs.iter().enumerate().any(|(i, p)| i != GROUP_SEGMENT && !p.is_ascii()) {
+        return Err(IdError::Malformed(NON_ASCII));
     }
     Ok(segs)
 }
@@ -133,11 +213,8 @@ fn subscription_and_group<'a>(segs: &[&'a str]) -> Result<(&'a str, Option<&'a s
     if segs.len() < 4 || !segs[2].eq_ignore_ascii_case("resourceGroups") {
         return Err(IdError::Shape("no /resourceGroups/{name} after the subscription"));
     }
-    check_name(segs[3])?;
-    if segs[3].len() > 90 {
-        return Err(IdError::Malformed("resource group name longer than 90"));
-    }
-    Ok((segs[1], Some(segs[3])))
+    check_group(segs[GROUP_SEGMENT])?;
+    Ok((segs[1], Some(segs[GROUP_SEGMENT])))
 }
 
 impl ResourceId {
@@ -232,15 +309,16 @@ impl ResourceId {
         v
     }
 
-    /// A lower-case form for comparisons and keys (ARM ids are case-insensitive).
+    /// A case-folded form for comparisons and keys (ARM ids are case-insensitive; see
+    /// [`fold_case`]). Lower case for ASCII ids.
     pub fn normalized(&self) -> String {
-        self.to_string().to_ascii_lowercase()
+        fold_case(&self.to_string())
     }
 
     /// True when this resource lies within `scope`.
     pub fn is_within(&self, scope: &Scope) -> bool {
         self.subscription.eq_ignore_ascii_case(&scope.subscription)
-            && scope.resource_group.as_ref().is_none_or(|rg| rg.eq_ignore_ascii_case(&self.resource_group))
+            && scope.resource_group.as_ref().is_none_or(|rg| same_name(rg, &self.resource_group))
     }
 }
 
@@ -354,9 +432,10 @@ impl Target {
         }
     }
 
-    /// Lower-case id, the identity of "one capture per VM" (SPEC §5.1).
+    /// Case-folded id (lower case for ASCII ids), the identity of "one capture per VM"
+    /// (SPEC §5.1): two spellings ARM takes for the same VM give the same key.
     pub fn key(&self) -> String {
-        self.id_string().to_ascii_lowercase()
+        fold_case(&self.id_string())
     }
 }
 
@@ -455,5 +534,125 @@ mod tests {
         assert!(id.is_within(&Scope::parse(&format!("/subscriptions/{SUB}")).unwrap()));
         assert!(id.is_within(&Scope::parse(&format!("/subscriptions/{SUB}/resourceGroups/rg")).unwrap()));
         assert!(!id.is_within(&Scope::parse(&format!("/subscriptions/{SUB}/resourceGroups/other")).unwrap()));
+    }
+
+    fn vm_in(rg: &str) -> String {
+        format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/vm1")
+    }
+
+    #[test]
+    fn resource_groups_take_every_character_arm_allows() {
+        for rg in [
+            "rg-été",
+            "资源组",
+            "rg(1)",
+            "Ελληνικά_1",
+            "グループ",
+            "ǅemal",     // Lt
+            "rgʰ",       // Lm
+            "rg٣",       // Nd (Arabic-Indic three)
+            ".rg",       // ARM allows a leading period
+            "RG.prod-1", // periods inside
+            "𠀀",        // a supplementary-plane Lo
+        ] {
+            let id = ResourceId::parse(&vm_in(rg)).unwrap_or_else(|e| panic!("{rg}: {e}"));
+            assert_eq!(id.resource_group(), rg);
+            assert_eq!(id.to_string(), vm_in(rg));
+            let scope = Scope::parse(&format!("/subscriptions/{SUB}/resourceGroups/{rg}")).unwrap();
+            assert!(id.is_within(&scope), "{rg}");
+        }
+    }
+
+    #[test]
+    fn resource_groups_refuse_what_arm_refuses() {
+        for (rg, why) in [
+            ("rg.", "ends with a period"),
+            ("rg-été.", "ends with a period"),
+            ("rg..x", "holds '..' (SPEC §10)"),
+            ("rg\u{200b}x", "zero-width space (Cf)"),
+            ("rg\u{202e}x", "right-to-left override (Cf)"),
+            ("rge\u{301}", "combining accent (Mn): only precomposed letters"),
+            ("rg\u{a0}x", "no-break space"),
+            ("rg\u{3000}x", "ideographic space"),
+            ("rg🙂", "emoji (So)"),
+            ("rg½", "fraction (No)"),
+            ("rgⅣ", "Roman numeral (Nl)"),
+            ("rg™", "symbol"),
+            ("rg+x", "ASCII symbol"),
+            ("rg~x", "tilde"),
+            ("rg\u{e000}", "private use"),
+        ] {
+            assert!(ResourceId::parse(&vm_in(rg)).is_err(), "{rg:?} accepted: {why}");
+            assert!(Scope::parse(&format!("/subscriptions/{SUB}/resourceGroups/{rg}")).is_err(), "{rg:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn resource_group_length_counts_characters_as_arm_does() {
+        for unit in ["g", "é", "组"] {
+            assert!(ResourceId::parse(&vm_in(&unit.repeat(90))).is_ok(), "90 x {unit}");
+            let e = ResourceId::parse(&vm_in(&unit.repeat(91))).unwrap_err();
+            assert_eq!(e, IdError::Malformed("resource group name longer than 90"), "91 x {unit}");
+        }
+        // ARM counts UTF-16 code units: a supplementary-plane letter counts twice.
+        assert!(ResourceId::parse(&vm_in(&"𠀀".repeat(45))).is_ok());
+        assert!(ResourceId::parse(&vm_in(&format!("{}g", "𠀀".repeat(45)))).is_err());
+    }
+
+    #[test]
+    fn only_the_resource_group_may_be_non_ascii() {
+        let base = format!("/subscriptions/{SUB}/resourceGroups/rg/providers");
+        for id in [
+            format!("{base}/Microsoft.Compute/virtualMachines/vé1"),
+            format!("{base}/Microsoft.Compute/virtualMachines/资源"),
+            format!("{base}/Microsoft.Compute/virtualMachines/vm\u{430}1"),
+            format!("{base}/Microsoft.C\u{43e}mpute/virtualMachines/vm1"),
+            format!("{base}/Microsoft.Compute/virtualMachin\u{435}s/vm1"),
+            format!("/subscriptions/{SUB}/resourceGroupś/rg/providers/Microsoft.Compute/virtualMachines/vm1"),
+            format!("/subscriptions/{SUB}/resourceGroups/rg/providerś/Microsoft.Compute/virtualMachines/vm1"),
+        ] {
+            assert_eq!(ResourceId::parse(&id), Err(IdError::Malformed(NON_ASCII)), "{id}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_groups_are_percent_encoded_as_utf8() {
+        let id = ResourceId::parse(&vm_in("rg-été(1)")).unwrap();
+        let url = arm_url("https://management.azure.com", &id.path_segments(), "2025-04-01");
+        assert_eq!(
+            url,
+            format!(
+                "https://management.azure.com/subscriptions/{SUB}/resourceGroups/rg-%C3%A9t%C3%A9%281%29/providers/Microsoft.Compute/virtualMachines/vm1?api-version=2025-04-01"
+            )
+        );
+        let url = arm_url("https://management.azure.com", &["resourceGroups", "资源组"], "1");
+        assert_eq!(url, "https://management.azure.com/resourceGroups/%E8%B5%84%E6%BA%90%E7%BB%84?api-version=1");
+    }
+
+    #[test]
+    fn names_compare_as_arm_compares_them() {
+        // Simple per-character upper-case mapping, as .NET's OrdinalIgnoreCase.
+        assert!(same_name("rg-été", "RG-ÉTÉ"));
+        assert!(same_name("ΣΊΣΥΦΟΣ", "σίσυφος"));
+        assert!(same_name("σ", "ς"), "both upper-case to Σ");
+        assert!(!same_name("straße", "STRASSE"), "ß → SS is a full mapping, not a simple one");
+        assert!(!same_name("rg-e", "rg-é"));
+        // ASCII keys are what they always were.
+        assert_eq!(fold_case("/Subscriptions/AB/resourceGroups/RG1"), "/subscriptions/ab/resourcegroups/rg1");
+
+        let a = Target::from_id(&ResourceId::parse(&vm_in("Grüne-RG")).unwrap()).unwrap();
+        let b = Target::from_id(&ResourceId::parse(&vm_in("GRÜNE-rg")).unwrap()).unwrap();
+        assert_eq!(a.key(), b.key());
+        // Non-ASCII letters key by their upper case, ASCII by its lower case.
+        assert_eq!(
+            a.key(),
+            format!("/subscriptions/{SUB}/resourcegroups/grÜne-rg/providers/microsoft.compute/virtualmachines/vm1")
+        );
+        let c = Target::from_id(&ResourceId::parse(&vm_in("Grune-RG")).unwrap()).unwrap();
+        assert_ne!(a.key(), c.key());
+        let id = ResourceId::parse(&vm_in("Grüne-RG")).unwrap();
+        assert!(id.is_within(&Scope::parse(&format!("/subscriptions/{SUB}/resourceGroups/GRÜNE-RG")).unwrap()));
+        assert!(!id.is_within(&Scope::parse(&format!("/subscriptions/{SUB}/resourceGroups/GRUNE-RG")).unwrap()));
+        assert_eq!(id.normalized(), a.key());
     }
 }

@@ -581,7 +581,7 @@ fn refuses_common_alert_without_fire_time() {
     let e = parse_value(&v).unwrap_err();
     assert_eq!(e, AlertError::Invalid("/data/essentials/firedDateTime is missing".to_string()));
     assert_eq!(e.status(), 400);
-    v["data"]["essentials"]["firedDateTime"] = json!("9/7/2016 12:35:24PM");
+    v["data"]["essentials"]["firedDateTime"] = json!("9/7/2016 25:35:24");
     let e = parse_value(&v).unwrap_err();
     assert!(
         matches!(&e, AlertError::Invalid(m) if m.contains("/data/essentials/firedDateTime") && m.contains("RFC 3339")),

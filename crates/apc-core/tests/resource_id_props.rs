@@ -79,7 +79,11 @@ fn forbidden() -> impl Strategy<Value = String> {
         select(vec!["..", "?", "#", "%", "@", "//", "%2F", "\\", " "]).prop_map(str::to_string),
         (0u8..0x20).prop_map(|b| char::from(b).to_string()),
         Just("\u{7f}".to_string()),
-        any::<char>().prop_filter("non-ASCII", |c| !c.is_ascii()).prop_map(String::from),
+        // Non-ASCII letters and digits are allowed in resource group names (issue 8); anything
+        // non-ASCII that is not alphanumeric is refused everywhere.
+        any::<char>()
+            .prop_filter("non-ASCII, not alphanumeric", |c| !c.is_ascii() && !c.is_alphanumeric())
+            .prop_map(String::from),
     ]
 }
 
