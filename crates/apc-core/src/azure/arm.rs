@@ -325,7 +325,14 @@ impl Azure<'_> {
                 return Ok(Lro::not_ready("still running after the GETs one request allows", retry_after));
             }
             *gets_left -= 1;
-            let resp = self.arm_expect(Method::Get, link, None, &[200, 202])?;
+            let resp = match self.arm_expect(Method::Get, link, None, &[200, 202]) {
+                Ok(r) => r,
+                // An operation URL that is gone says nothing about the capture: ask again later.
+                Err(AzureError::NotFound { .. }) => {
+                    return Ok(Lro::not_ready("the operation URL answered 404", None));
+                }
+                Err(e) => return Err(e),
+            };
             since = self.world.clock.now();
             retry_after = retry_after_header(&resp, since);
             if resp.status == 202 {
