@@ -5,10 +5,8 @@ use apc_core::azure::{Azure, AzureError, CaptureParams, NETWORK_API_VERSION, TOK
 use apc_core::config::{AzureConfig, Secret};
 use apc_core::ports::{Method, OutboundRequest, TransportError, World};
 use apc_core::resource_id::{ResourceId, Target};
-use apc_core::testing::http::{
-    ScriptedHttp, sample_body, sample_file_response, sample_json, sample_response, with_header,
-};
-use apc_core::testing::{MemKv, TestClock};
+use apc_testkit::http::{ScriptedHttp, sample_body, sample_file_response, sample_json, sample_response, with_header};
+use apc_testkit::{MemKv, TestClock};
 use serde_json::{Value, json};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000000";
@@ -265,7 +263,7 @@ fn entra_error_samples_name_the_variable_to_fix() {
         ("token/error.AADSTS70011.invalid_scope.with-error_uri.reference-error-codes.json", 400, "azure_arm_endpoint"),
     ];
     for (file, status, variable) in cases {
-        let err = entra_failure(status, &apc_core::testing::http::sample_text(file));
+        let err = entra_failure(status, &apc_testkit::http::sample_text(file));
         assert_eq!(config_variable(&err), variable, "{file}");
         assert!(!err.is_retryable());
     }

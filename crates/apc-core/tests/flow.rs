@@ -4,10 +4,8 @@
 use apc_core::api::{self, ApiRequest, ApiResponse};
 use apc_core::ports::{KvStore, Method, OutboundRequest, World};
 use apc_core::store;
-use apc_core::testing::http::{
-    ScriptedHttp, sample_body, sample_file_response, sample_json, sample_response, with_header,
-};
-use apc_core::testing::{MapVars, MemKv, TestClock};
+use apc_testkit::http::{ScriptedHttp, sample_body, sample_file_response, sample_json, sample_response, with_header};
+use apc_testkit::{MapVars, MemKv, TestClock};
 use serde_json::{Value, json};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000000";
@@ -560,7 +558,7 @@ fn every_alert_sample_gets_its_answer() {
         ("noncommon.metric-static.storage.json", 422, "no-vm-target"),
         ("noncommon.metric.storage.near-real-time-2018.json", 422, "no-vm-target"),
     ];
-    let dir = apc_core::testing::http::samples_dir().join("alerts");
+    let dir = apc_testkit::http::samples_dir().join("alerts");
     let mut files: Vec<String> =
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();

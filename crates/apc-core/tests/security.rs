@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use apc_core::api::{self, ApiRequest, ApiResponse};
 use apc_core::ports::{Method, OutboundRequest, OutboundResponse, World, find_header};
 use apc_core::store;
-use apc_core::testing::http::{ScriptedHttp, sample_file_response, sample_json, sample_response, sample_text};
-use apc_core::testing::{MapVars, MemKv, TestClock};
+use apc_testkit::http::{ScriptedHttp, sample_file_response, sample_json, sample_response, sample_text};
+use apc_testkit::{MapVars, MemKv, TestClock};
 use serde_json::{Value, json};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000000";
