@@ -112,3 +112,21 @@ macro_rules! store_matrix {
         }
     };
 }
+
+/// [`store_matrix!`] for a scenario that writes through today's compare-and-swap state layer
+/// (`apc_core::store`): it holds on the strict and SQLite stores; on the Redis and eventual
+/// stores it is ignored, with the assumption that breaks. Scenarios move to a plain
+/// `store_matrix!` as the rebuilt state layer makes them hold.
+#[macro_export]
+macro_rules! store_matrix_cas {
+    ($scenario:ident) => {
+        $crate::store_matrix!($scenario:
+            Strict,
+            SpinSqlite,
+            #[ignore = "Redis CAS reports failure after writing: the core reads the record create (CAS on absent) as a lost race (duplicate) and store::update retries into Contention (503); only the Spin adapter re-reads"]
+            SpinRedis,
+            #[ignore = "no atomics: store::ensure_index's increment and store::update's compare-and-swap fail, so any request that writes state answers 503"]
+            Eventual,
+        );
+    };
+}
