@@ -498,7 +498,7 @@ store_matrix!(a_vm_id_hidden_in_another_field_is_not_a_target: Strict, SpinSqlit
 
 /// Routes for a cold first alert on any VM: token, the exact VM GET, the watcher list, the PUT.
 fn script_cold_start(app: &TestApp, vm_get_url: &str) {
-    token_always(&app);
+    token_always(app);
     app.http.route(Method::Get, vm_get_url, sample_response("compute/VirtualMachineGet.2025-04-01.json", 200));
     app.http.route(
         Method::Get,
@@ -598,7 +598,7 @@ fn whole_flow(app: &TestApp) -> Vec<ApiResponse> {
         redirecting(sample_response("network-watcher/PacketCaptureCreate.2026-07-01.json", 201), 0),
     );
     let mut out = Vec::new();
-    let resp = post_alert(&app, &fired_alert(json!([vm_id("rg1", "vm1")])));
+    let resp = post_alert(app, &fired_alert(json!([vm_id("rg1", "vm1")])));
     assert_eq!(resp.status, 202, "{}", String::from_utf8_lossy(&resp.body));
     let id = body_of(&resp)["captures"][0]["id"].as_str().unwrap().to_string();
     out.push(resp);
@@ -614,10 +614,10 @@ fn whole_flow(app: &TestApp) -> Vec<ApiResponse> {
         ),
     );
     app.clock.advance(31);
-    let resp = call(&app, "POST", "/poll");
+    let resp = call(app, "POST", "/poll");
     assert_eq!(body_of(&resp)["advanced"], 1);
     out.push(resp);
-    out.push(call(&app, "GET", &format!("/captures/{id}")));
+    out.push(call(app, "GET", &format!("/captures/{id}")));
     assert_eq!(body_of(out.last().unwrap())["state"], "running");
 
     app.http.route(
@@ -642,17 +642,17 @@ fn whole_flow(app: &TestApp) -> Vec<ApiResponse> {
         redirecting(sample_response("network-watcher/PacketCaptureDelete.2026-03-01.json", 202), 0),
     );
     app.clock.advance(5);
-    let resp = call(&app, "POST", &format!("/captures/{id}/stop"));
+    let resp = call(app, "POST", &format!("/captures/{id}/stop"));
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     out.push(resp);
     app.clock.advance(3600);
-    out.push(call(&app, "POST", "/poll"));
-    out.push(call(&app, "GET", &format!("/captures/{id}")));
+    out.push(call(app, "POST", "/poll"));
+    out.push(call(app, "GET", &format!("/captures/{id}")));
     let rec = body_of(out.last().unwrap());
     assert_eq!(rec["state"], "succeeded", "{rec}");
     assert_eq!(rec["notified"], true, "{rec}");
     assert_eq!(rec["azure_deleted"], true, "{rec}");
-    out.push(call(&app, "GET", "/captures"));
+    out.push(call(app, "GET", "/captures"));
     out
 }
 
