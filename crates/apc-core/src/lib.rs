@@ -29,5 +29,6 @@ pub mod ports;
 pub mod record;
 pub mod resource_id;
 pub mod store;
-pub mod testing;
+#[cfg(test)]
+mod testing;
 pub mod timefmt;

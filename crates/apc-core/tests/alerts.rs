@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 const SUB: &str = "aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e";
 const REAL_SUB: &str = "6f3c2b1a-9d8e-4f70-a1b2-c3d4e5f60718";
 
+/// The alert samples (copies of the public samples live in the repository, see
+/// testdata/azure-samples/SOURCES.md; the kit locates them).
 fn samples_dir() -> PathBuf {
-    // Copies of the public samples live in the repository (testdata/azure-samples/SOURCES.md).
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/azure-samples/alerts")
+    apc_testkit::http::samples_dir().join("alerts")
 }
 
 fn load(name: &str) -> Vec<u8> {

@@ -5,27 +5,22 @@ use apc_core::azure::{Azure, AzureError, CaptureParams, NETWORK_API_VERSION, TOK
 use apc_core::config::{AzureConfig, Secret};
 use apc_core::ports::{Method, OutboundRequest, TransportError, World};
 use apc_core::resource_id::{ResourceId, Target};
-use apc_core::testing::http::{
-    ScriptedHttp, sample_body, sample_file_response, sample_json, sample_response, with_header,
+use apc_testkit::consts::{ARM, CLIENT_ID, LOGIN, SUB, T0, TENANT, TOKEN_OK, token_url};
+use apc_testkit::http::{
+    ScriptedHttp, sample_body, sample_file_response, sample_json, sample_response, sample_text, with_header,
 };
-use apc_core::testing::{MemKv, TestClock};
+use apc_testkit::{MemKv, TestClock};
 use serde_json::{Value, json};
 
-const SUB: &str = "00000000-0000-0000-0000-000000000000";
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
+// A secret with every character form encoding must escape (the kit's base one has none).
 const SECRET: &str = "s3cr3t~Value+with/odd=chars&more";
-const ARM: &str = "https://management.azure.com";
-const LOGIN: &str = "https://login.microsoftonline.com";
-const T0: i64 = 1_780_000_000;
 
 const NW: &str = "network-watcher/";
-const TOKEN_OK: &str = "token/client-credentials.success.entra-docs.json";
 
 fn cfg_for(authority: &str, arm: &str) -> AzureConfig {
     AzureConfig {
         tenant_id: TENANT.to_string(),
-        client_id: CLIENT.to_string(),
+        client_id: CLIENT_ID.to_string(),
         client_secret: Secret::new(SECRET),
         authority_host: authority.to_string(),
         arm_endpoint: arm.to_string(),
@@ -67,10 +62,6 @@ impl Env {
     fn token_requests(&self) -> usize {
         self.http.requests().iter().filter(|r| r.url.contains("/oauth2/v2.0/token")).count()
     }
-}
-
-fn token_url(authority: &str, tenant: &str) -> String {
-    format!("{authority}/{tenant}/oauth2/v2.0/token")
 }
 
 fn sample_token() -> String {
@@ -131,7 +122,7 @@ fn token_request_is_exact_and_the_second_call_does_not_reach_the_network() {
     assert_eq!(
         form(&req),
         vec![
-            ("client_id".to_string(), CLIENT.to_string()),
+            ("client_id".to_string(), CLIENT_ID.to_string()),
             ("scope".to_string(), "https://management.azure.com/.default".to_string()),
             ("client_secret".to_string(), SECRET.to_string()),
             ("grant_type".to_string(), "client_credentials".to_string()),
@@ -265,7 +256,7 @@ fn entra_error_samples_name_the_variable_to_fix() {
         ("token/error.AADSTS70011.invalid_scope.with-error_uri.reference-error-codes.json", 400, "azure_arm_endpoint"),
     ];
     for (file, status, variable) in cases {
-        let err = entra_failure(status, &apc_core::testing::http::sample_text(file));
+        let err = entra_failure(status, &sample_text(file));
         assert_eq!(config_variable(&err), variable, "{file}");
         assert!(!err.is_retryable());
     }

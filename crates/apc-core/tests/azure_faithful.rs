@@ -8,8 +8,8 @@ use apc_core::azure::{
 use apc_core::config::{AzureConfig, Secret};
 use apc_core::ports::{KvStore, Method, OutboundResponse, World};
 use apc_core::resource_id::{ResourceId, Target};
-use apc_core::testing::http::{ScriptedHttp, sample_file_response, sample_json, with_header};
-use apc_core::testing::{MemKv, TestClock};
+use apc_testkit::http::{ScriptedHttp, sample_file_response, sample_json, with_header};
+use apc_testkit::{MemKv, TestClock};
 use serde_json::{Value, json};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000000";

@@ -402,9 +402,8 @@ mod tests {
     #[test]
     fn every_seal_draws_a_fresh_nonce() {
         use crate::ports::World;
-        use crate::testing::http::ScriptedHttp;
-        use crate::testing::{MemKv, TestClock};
-        let (http, kv, clock) = (ScriptedHttp::new(), MemKv::new(), TestClock::at(1000));
+        use crate::testing::{FixedClock, MemKv, NoHttp};
+        let (http, kv, clock) = (NoHttp::default(), MemKv::new(), FixedClock(1000));
         let c = cfg();
         let az = Azure::new(&c, World { http: &http, kv: &kv, clock: &clock });
         az.store_token("tok-123", 9000);

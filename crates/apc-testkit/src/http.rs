@@ -12,14 +12,14 @@
 //! with `TransportError::Other("unscripted …")`, so the code under test sees a clear failure and
 //! the test can assert "no call".
 //!
-//! The response helpers read the x-ms-examples samples of `testdata/azure-samples`, located relative
+//! The sample helpers read the x-ms-examples samples of `testdata/azure-samples`, located relative
 //! to this crate's manifest directory, never by absolute path.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use crate::ports::{HttpClient, Method, OutboundRequest, OutboundResponse, TransportError};
+use apc_core::ports::{HttpClient, Method, OutboundRequest, OutboundResponse, TransportError};
 
 /// What a script entry answers with.
 #[derive(Debug, Clone)]
@@ -203,7 +203,8 @@ impl HttpClient for ScriptedHttp {
 }
 
 /// The `testdata/azure-samples` directory, located from this crate's manifest directory
-/// (`crates/apc-core/../../testdata/azure-samples`), so it works in any clone location.
+/// (`crates/apc-testkit/../../testdata/azure-samples`), so it works in any clone location and
+/// never reads outside the repository.
 pub fn samples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/azure-samples")
 }

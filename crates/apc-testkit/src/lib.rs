@@ -1,0 +1,132 @@
+//! The test kit of alert-packet-capture (development only, never published).
+//!
+//! What the core's test suites share, in one place:
+//! - [`kv`]: [`MemKv`], the in-memory key-value store, with the [`StoreBehaviour`]s the product
+//!   must survive (strict, Spin's SQLite and Redis quirks, an eventually consistent store).
+//! - [`http`]: [`http::ScriptedHttp`], the scripted transport, and the Azure sample loaders.
+//! - [`TestClock`] and [`MapVars`]: the clock and variables ports.
+//! - [`consts`]: the base configuration's values (subscription, tenant, keys, URLs, sample files).
+//! - [`alerts`]: alert payloads built from the real samples, for a given VM or scale set.
+//! - [`app`]: [`TestApp`], one component instance over [`apc_core::api::handle`].
+//! - [`store_matrix!`]: run one scenario once per store behaviour.
+
+pub mod alerts;
+pub mod app;
+pub mod consts;
+pub mod http;
+pub mod kv;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use apc_core::ports::{Clock, UnixSeconds, Variables};
+
+pub use app::{TestApp, TestAppBuilder};
+pub use kv::{KvCounts, MemKv, Staleness, StoreBehaviour};
+
+/// A clock that tests set and advance.
+#[derive(Debug)]
+pub struct TestClock(Cell<UnixSeconds>);
+
+impl TestClock {
+    /// A clock at `t`.
+    pub fn at(t: UnixSeconds) -> Self {
+        TestClock(Cell::new(t))
+    }
+    /// Move forward by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.0.set(self.0.get() + secs);
+    }
+    /// Set the time.
+    pub fn set(&self, t: UnixSeconds) {
+        self.0.set(t);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> UnixSeconds {
+        self.0.get()
+    }
+}
+
+/// Variables from a map.
+#[derive(Debug, Default, Clone)]
+pub struct MapVars(pub HashMap<String, String>);
+
+impl MapVars {
+    /// Build from pairs.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        MapVars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+    /// Set one variable.
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.0.insert(name.to_string(), value.to_string());
+    }
+}
+
+impl Variables for MapVars {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+/// Run a scenario `fn name(store: StoreBehaviour)` once per store behaviour, each as its own
+/// test, so a failure names the behaviour (`name::SpinRedis`). All four behaviours must be
+/// listed, in order; each may carry attributes, typically `#[ignore = "why"]` for one that
+/// cannot hold today.
+///
+/// ```text
+/// fn first_alert(store: StoreBehaviour) { let app = TestApp::with_store(store); /* … */ }
+/// store_matrix!(first_alert: Strict, SpinSqlite, #[ignore = "why"] SpinRedis, #[ignore = "why"] Eventual);
+/// ```
+#[macro_export]
+macro_rules! store_matrix {
+    ($scenario:ident :
+        $(#[$strict:meta])* Strict,
+        $(#[$sqlite:meta])* SpinSqlite,
+        $(#[$redis:meta])* SpinRedis,
+        $(#[$eventual:meta])* Eventual $(,)?
+    ) => {
+        #[allow(non_snake_case)]
+        mod $scenario {
+            #[test]
+            $(#[$strict])*
+            fn Strict() {
+                super::$scenario($crate::StoreBehaviour::Strict);
+            }
+            #[test]
+            $(#[$sqlite])*
+            fn SpinSqlite() {
+                super::$scenario($crate::StoreBehaviour::SpinSqlite);
+            }
+            #[test]
+            $(#[$redis])*
+            fn SpinRedis() {
+                super::$scenario($crate::StoreBehaviour::SpinRedis);
+            }
+            #[test]
+            $(#[$eventual])*
+            fn Eventual() {
+                super::$scenario($crate::StoreBehaviour::Eventual);
+            }
+        }
+    };
+}
+
+/// [`store_matrix!`] for a scenario that writes through today's compare-and-swap state layer
+/// (`apc_core::store`): it holds on the strict and SQLite stores; on the Redis and eventual
+/// stores it is ignored, with the assumption that breaks. Scenarios move to a plain
+/// `store_matrix!` as the rebuilt state layer makes them hold.
+#[macro_export]
+macro_rules! store_matrix_cas {
+    ($scenario:ident) => {
+        $crate::store_matrix!($scenario:
+            Strict,
+            SpinSqlite,
+            #[ignore = "Redis CAS reports failure after writing: the core reads the record create (CAS on absent) as a lost race (duplicate) and store::update retries into Contention (503); only the Spin adapter re-reads"]
+            SpinRedis,
+            #[ignore = "no atomics: store::ensure_index's increment and store::update's compare-and-swap fail, so any request that writes state answers 503"]
+            Eventual,
+        );
+    };
+}
