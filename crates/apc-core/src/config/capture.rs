@@ -257,7 +257,10 @@ mod tests {
             names(&[("poll_batch", "-1"), ("retention_hours", "x"), ("capture_bytes_per_packet", "4294967296")], &[]),
             ["capture_bytes_per_packet", "poll_batch", "retention_hours"]
         );
-        assert_eq!(names(&[("allowed_scopes", "/subscriptions/00000000-0000-0000-0000-000000000000, /nope")], &[]), ["allowed_scopes"]);
+        assert_eq!(
+            names(&[("allowed_scopes", "/subscriptions/00000000-0000-0000-0000-000000000000, /nope")], &[]),
+            ["allowed_scopes"]
+        );
         assert_eq!(names(&[("capture_name_prefix", "-bad")], &[]), ["capture_name_prefix"]);
     }
 }

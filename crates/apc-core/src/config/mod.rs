@@ -147,10 +147,11 @@ pub fn declared(name: &str) -> Option<&'static Variable> {
 /// One configuration problem: the variable to fix and what is wrong (never its value).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
-    /// The Spin variable name.
-    pub variable: &'static str,
+    // `message` before `variable`: the order answers have always had (sorted keys).
     /// What is wrong, for a person.
     pub message: String,
+    /// The Spin variable name.
+    pub variable: &'static str,
     /// What it costs (not shown: answers keep `variable` and `message`).
     #[serde(skip)]
     pub effect: Effect,
