@@ -8,6 +8,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use apc_core::api::{self, ApiRequest, MAX_BODY};
+use apc_core::origin::Origin;
 use apc_core::ports::{
     Clock, HttpClient, KvError, KvStore, Method, OutboundRequest, OutboundResponse, TransportError, UnixSeconds,
     Variables, World,
@@ -46,18 +47,15 @@ fn transport_error(e: wasi_http::ErrorCode) -> TransportError {
     }
 }
 
+/// Scheme, authority and path-with-query of an outbound URL, through the core's [`Origin`]:
+/// a URL that is not plain http(s) (credentials, a fragment, stray characters) is not sent.
 fn split_url(url: &str) -> Result<(wasi_http::Scheme, String, String), TransportError> {
-    let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (wasi_http::Scheme::Https, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (wasi_http::Scheme::Http, r)
-    } else {
-        return Err(TransportError::Other("only http and https URLs are sent".into()));
+    let (origin, path) = Origin::split_url(url).map_err(|e| TransportError::Other(format!("the URL {e}")))?;
+    let scheme = match origin.scheme() {
+        apc_core::origin::Scheme::Https => wasi_http::Scheme::Https,
+        apc_core::origin::Scheme::Http => wasi_http::Scheme::Http,
     };
-    let slash = rest.find('/').unwrap_or(rest.len());
-    let authority = rest[..slash].to_string();
-    let path = if slash == rest.len() { "/".to_string() } else { rest[slash..].to_string() };
-    Ok((scheme, authority, path))
+    Ok((scheme, origin.authority().to_string(), path))
 }
 
 fn read_incoming_body(body: wasi_http::IncomingBody, limit: usize) -> Result<Vec<u8>, TransportError> {

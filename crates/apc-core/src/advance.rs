@@ -257,12 +257,17 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
 fn step_terminal(ctx: &Ctx, rec: &mut CaptureRecord) {
     let now = ctx.now();
     let mut pending = false;
-    if let Some(url) = &ctx.cfg.notify_url
+    if let Some(why) = ctx.cfg.notify.skip_reason()
+        && !rec.notified
+    {
+        // A wrong notification setting: say so on the record instead of sending.
+        rec.notify_error = Some(why);
+    } else if let Some(target) = ctx.cfg.notify.target()
         && !rec.notified
         && rec.notify_attempts < ctx.cfg.max_attempts
     {
         rec.notify_attempts += 1;
-        match notify::deliver(ctx.world.http, url, rec, ctx.cfg.notify_format) {
+        match notify::deliver(ctx.world.http, &target.url, rec, target.format) {
             Ok(()) => {
                 rec.notified = true;
                 rec.notify_error = None;
@@ -298,6 +303,12 @@ fn step_terminal(ctx: &Ctx, rec: &mut CaptureRecord) {
 
 /// One step of the state machine. A record that becomes terminal is notified in the same step.
 pub fn step(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String>) {
+    // Notification settings with problems never stop a capture; the record says why none is sent.
+    if let Some(note) = ctx.cfg.notify.problem_note()
+        && !rec.errors.contains(&note)
+    {
+        rec.push_error(note);
+    }
     match rec.state {
         State::Queued => step_queued(ctx, rec, known_location),
         State::Running => step_running(ctx, rec),

@@ -5,13 +5,14 @@
 
 use std::cell::Cell;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::advance::{self, Ctx};
 use crate::alert::{self, Condition};
-use crate::config::{Config, Problem, Secret, WebhookAuth};
+use crate::config::{self, Config, Problem, Secret, WebhookAuth};
 use crate::intake::{self, Decision};
 use crate::ports::{HttpClient, OutboundRequest, OutboundResponse, TransportError, Variables, World, find_header};
 use crate::record::{CaptureRecord, State};
@@ -77,45 +78,156 @@ struct LogFacts {
 
 const PROBLEM_BASE: &str = "tag:alert-packet-capture,2026:problem/";
 
-fn json_response(status: u16, body: Value) -> ApiResponse {
+// Answer bodies. serde_json (without `preserve_order`) wrote the `json!` objects these replace
+// with their keys sorted, so the fields are declared in that order: answers stay byte for byte.
+
+/// An RFC 9457 problem, with the extra members some problems carry.
+#[derive(Debug, Serialize)]
+pub struct ProblemBody<'a> {
+    /// For a person.
+    pub detail: String,
+    /// Configuration problems (`configuration`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<&'a [Problem]>,
+    /// Targets the alert named that are not VMs (`no-vm-target`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_targets: Option<Vec<Rejected<'a>>>,
+    /// The HTTP status.
+    pub status: u16,
+    /// Targets outside `allowed_scopes` (`outside-allowed-scopes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<String>>,
+    /// Short title.
+    pub title: &'a str,
+    /// `tag:` URI of the problem type.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl<'a> ProblemBody<'a> {
+    fn new(status: u16, slug: &str, title: &'a str, detail: String) -> Self {
+        ProblemBody {
+            detail,
+            problems: None,
+            rejected_targets: None,
+            status,
+            targets: None,
+            title,
+            kind: format!("{PROBLEM_BASE}{slug}"),
+        }
+    }
+
+    fn answer(&self) -> ApiResponse {
+        let mut r = json_response(self.status, self);
+        r.headers[0].1 = "application/problem+json".into();
+        r
+    }
+}
+
+/// A target the alert named that cannot be captured on, and why.
+#[derive(Debug, Serialize)]
+pub struct Rejected<'a> {
+    /// The id as the alert gave it.
+    pub id: &'a str,
+    /// Why.
+    pub reason: &'a str,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize)]
+struct Health {
+    problems: Vec<Problem>,
+    status: &'static str,
+    version: &'static str,
+}
+
+/// One capture in a `POST /alerts` answer.
+#[derive(Debug, Serialize)]
+struct CaptureSummary<'a> {
+    id: &'a str,
+    state: &'static str,
+    status_url: String,
+    vm: &'a str,
+}
+
+/// What happened to one target of an alert.
+#[derive(Debug, Serialize)]
+struct TargetResult<'a> {
+    capture: CaptureSummary<'a>,
+    decision: &'static str,
+    errors: &'a [String],
+    vm: &'a str,
+}
+
+/// `POST /alerts` when captures were considered.
+#[derive(Debug, Serialize)]
+struct AlertAnswer<'a> {
+    alert_id: &'a str,
+    captures: Vec<CaptureSummary<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coalesced: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate: Option<bool>,
+    outside_allowed_scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    poll_error: Option<String>,
+    rejected_targets: Vec<Rejected<'a>>,
+    results: Vec<TargetResult<'a>>,
+    schema: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<&'static str>,
+    warnings: Vec<&'a str>,
+}
+
+/// `POST /alerts` for a resolved alert.
+#[derive(Debug, Serialize)]
+struct Ignored<'a> {
+    alert_id: &'a str,
+    ignored: &'static str,
+    schema: &'static str,
+}
+
+/// `POST /poll`.
+#[derive(Debug, Serialize)]
+struct PollAnswer {
+    advanced: usize,
+    due: usize,
+    next_check_at: Option<String>,
+}
+
+/// `GET /captures`.
+#[derive(Debug, Serialize)]
+struct ListAnswer {
+    captures: Vec<Value>,
+    total: usize,
+}
+
+fn json_response(status: u16, body: &impl Serialize) -> ApiResponse {
     ApiResponse {
         status,
         headers: vec![("content-type".into(), "application/json".into())],
-        body: serde_json::to_vec(&body).unwrap_or_default(),
+        body: serde_json::to_vec(body).unwrap_or_default(),
         log: Value::Null,
     }
 }
 
 /// An RFC 9457 problem answer.
 pub fn problem(status: u16, slug: &str, title: &str, detail: impl Into<String>) -> ApiResponse {
-    let mut r = json_response(
-        status,
-        json!({"type": format!("{PROBLEM_BASE}{slug}"), "title": title, "status": status, "detail": detail.into()}),
-    );
-    r.headers[0].1 = "application/problem+json".into();
-    r
-}
-
-fn with_extra(mut r: ApiResponse, key: &str, value: Value) -> ApiResponse {
-    if let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(&r.body) {
-        m.insert(key.to_string(), value);
-        r.body = serde_json::to_vec(&m).unwrap_or_default();
-    }
-    r
+    ProblemBody::new(status, slug, title, detail.into()).answer()
 }
 
 fn config_problem(problems: &[Problem]) -> ApiResponse {
     let names: Vec<&str> = problems.iter().map(|p| p.variable).collect();
-    with_extra(
-        problem(
+    ProblemBody {
+        problems: Some(problems),
+        ..ProblemBody::new(
             500,
             "configuration",
             "Configuration error",
             format!("The component is not configured correctly; fix these Spin variables: {}", names.join(", ")),
-        ),
-        "problems",
-        json!(problems),
-    )
+        )
+    }
+    .answer()
 }
 
 fn store_problem(e: &StoreError) -> ApiResponse {
@@ -167,18 +279,10 @@ fn is_json_content_type(req: &ApiRequest) -> bool {
 }
 
 fn healthz(vars: &dyn Variables) -> ApiResponse {
-    let problems = match Config::load(vars) {
-        Ok(_) => Vec::new(),
-        Err(p) => p,
-    };
-    json_response(
-        200,
-        json!({
-            "status": if problems.is_empty() { "ok" } else { "degraded" },
-            "version": env!("CARGO_PKG_VERSION"),
-            "problems": problems,
-        }),
-    )
+    // Every problem, notification-only ones included: names and messages, never values.
+    let problems = config::problems(vars);
+    let status = if problems.is_empty() { "ok" } else { "degraded" };
+    json_response(200, &Health { problems, status, version: env!("CARGO_PKG_VERSION") })
 }
 
 /// Handle one request.
@@ -281,12 +385,13 @@ fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut Lo
     if route == Route::Healthz {
         return healthz(vars);
     }
-    let cfg = match Config::load(vars) {
-        Ok(c) => c,
-        // Fail closed; the problem names variables, never values.
-        Err(problems) => return config_problem(&problems),
+    // The keys first, alone: a caller who cannot authenticate learns nothing about the rest of
+    // the configuration. With no usable key, fail closed (names, never values).
+    let auth = match WebhookAuth::load(vars) {
+        Ok(a) => a,
+        Err(_) => return config_problem(&config::problems(vars)),
     };
-    if !authenticated(req, &cfg.auth) {
+    if !authenticated(req, &auth) {
         return problem(
             401,
             "unauthorized",
@@ -294,6 +399,11 @@ fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut Lo
             "A valid key is required: pass it as the `code` query parameter or the `x-api-key` header.",
         );
     }
+    // Problems that only concern notifications leave a loaded configuration: captures go on.
+    let cfg = match Config::load(vars) {
+        Ok(c) => c,
+        Err(problems) => return config_problem(&problems),
+    };
     let ctx = Ctx { writer: req.request_id.clone(), ..Ctx::new(&cfg, world) };
     let result = match route {
         Route::Alerts => post_alerts(&ctx, req, facts),
@@ -306,8 +416,8 @@ fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut Lo
     result.unwrap_or_else(|e| store_problem(&e))
 }
 
-fn capture_summary(r: &CaptureRecord) -> Value {
-    json!({"id": r.id, "vm": r.vm, "state": r.state.as_str(), "status_url": format!("/captures/{}", r.id)})
+fn capture_summary(r: &CaptureRecord) -> CaptureSummary<'_> {
+    CaptureSummary { id: &r.id, state: r.state.as_str(), status_url: format!("/captures/{}", r.id), vm: &r.vm }
 }
 
 fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
@@ -327,41 +437,39 @@ fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiR
         Err(e) => return Ok(problem(e.status(), "bad-alert", "Not an alert we understand", e.to_string())),
     };
     facts.alert_id = Some(alert.alert_id.clone());
-    let rejected: Vec<Value> =
-        alert.rejected_targets.iter().map(|(id, why)| json!({"id": id, "reason": why})).collect();
+    let rejected = || -> Vec<Rejected<'_>> {
+        alert.rejected_targets.iter().map(|(id, why)| Rejected { id, reason: why }).collect()
+    };
     if alert.condition == Condition::Resolved {
-        return Ok(json_response(
-            200,
-            json!({"ignored": "resolved", "alert_id": alert.alert_id, "schema": alert.schema.as_str()}),
-        ));
+        let body = Ignored { alert_id: &alert.alert_id, ignored: "resolved", schema: alert.schema.as_str() };
+        return Ok(json_response(200, &body));
     }
     if alert.targets.is_empty() {
-        return Ok(with_extra(
-            problem(
+        return Ok(ProblemBody {
+            rejected_targets: Some(rejected()),
+            ..ProblemBody::new(
                 422,
                 "no-vm-target",
                 "No VM target",
-                "The alert fired on no virtual machine or scale set, so there is nothing to capture on.",
-            ),
-            "rejected_targets",
-            json!(rejected),
-        ));
+                "The alert fired on no virtual machine or scale set, so there is nothing to capture on.".into(),
+            )
+        }
+        .answer());
     }
     let (targets, outside): (Vec<Target>, Vec<Target>) = alert.targets.iter().cloned().partition(|t| {
         ctx.cfg.allowed_scopes.is_empty() || ctx.cfg.allowed_scopes.iter().any(|s| t.capture_target().is_within(s))
     });
     if targets.is_empty() {
-        let ids: Vec<String> = outside.iter().map(Target::id_string).collect();
-        return Ok(with_extra(
-            problem(
+        return Ok(ProblemBody {
+            targets: Some(outside.iter().map(Target::id_string).collect()),
+            ..ProblemBody::new(
                 422,
                 "outside-allowed-scopes",
                 "Target outside allowed scopes",
-                "Every target of the alert lies outside allowed_scopes; no capture was started.",
-            ),
-            "targets",
-            json!(ids),
-        ));
+                "Every target of the alert lies outside allowed_scopes; no capture was started.".into(),
+            )
+        }
+        .answer());
     }
     let outcomes = intake::handle_alert(ctx, &alert, &targets)?;
     let mut captures = Vec::new();
@@ -376,51 +484,43 @@ fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiR
             Decision::Coalesced => "coalesced",
             Decision::SkippedLimit => "skipped",
         };
-        results.push(json!({
-            "vm": o.record.vm,
-            "decision": decision,
-            "capture": capture_summary(&o.record),
-            "errors": o.record.errors,
-        }));
+        results.push(TargetResult {
+            capture: capture_summary(&o.record),
+            decision,
+            errors: &o.record.errors,
+            vm: &o.record.vm,
+        });
         captures.push(capture_summary(&o.record));
-        warnings.extend(o.record.warnings.iter().cloned());
+        warnings.extend(o.record.warnings.iter().map(String::as_str));
     }
     let started = outcomes.iter().any(|o| o.decision == Decision::Started && o.record.state != State::Skipped);
-    let mut body = json!({
-        "alert_id": alert.alert_id,
-        "schema": alert.schema.as_str(),
-        "captures": captures,
-        "results": results,
-        "warnings": warnings,
-        "rejected_targets": rejected,
-        "outside_allowed_scopes": outside.iter().map(Target::id_string).collect::<Vec<_>>(),
-    });
-    let all = |d: Decision| outcomes.iter().all(|o| o.decision == d);
-    if all(Decision::Duplicate) {
-        body["duplicate"] = json!(true);
-    }
-    if outcomes.iter().any(|o| o.decision == Decision::Coalesced) {
-        body["coalesced"] = json!(true);
-    }
-    if outcomes.iter().any(|o| o.decision == Decision::SkippedLimit) {
-        body["skipped"] = json!("limit");
-    }
     // Advance other due captures too, so a busy webhook also keeps things moving (SPEC §7).
     let handled: Vec<String> = outcomes.iter().map(|o| o.record.id.clone()).collect();
-    if let Err(e) = advance::advance_due(ctx, &handled) {
-        // The alert is recorded; a failed poll is retried by the next invocation.
-        body["poll_error"] = json!(e.to_string());
-    }
-    Ok(json_response(if started { 202 } else { 200 }, body))
+    // The alert is recorded; a failed poll is retried by the next invocation.
+    let poll_error = advance::advance_due(ctx, &handled).err().map(|e| e.to_string());
+    let any = |d: Decision| outcomes.iter().any(|o| o.decision == d);
+    let body = AlertAnswer {
+        alert_id: &alert.alert_id,
+        captures,
+        coalesced: any(Decision::Coalesced).then_some(true),
+        duplicate: outcomes.iter().all(|o| o.decision == Decision::Duplicate).then_some(true),
+        outside_allowed_scopes: outside.iter().map(Target::id_string).collect(),
+        poll_error,
+        rejected_targets: rejected(),
+        results,
+        schema: alert.schema.as_str(),
+        skipped: any(Decision::SkippedLimit).then_some("limit"),
+        warnings,
+    };
+    Ok(json_response(if started { 202 } else { 200 }, &body))
 }
 
 fn poll(ctx: &Ctx, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
     let report = advance::advance_due(ctx, &[])?;
     facts.capture_ids.clone_from(&report.advanced_ids);
-    Ok(json_response(
-        200,
-        json!({"advanced": report.advanced, "due": report.due, "next_check_at": report.next_check_at.map(rfc3339)}),
-    ))
+    let body =
+        PollAnswer { advanced: report.advanced, due: report.due, next_check_at: report.next_check_at.map(rfc3339) };
+    Ok(json_response(200, &body))
 }
 
 fn list(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, StoreError> {
@@ -455,7 +555,7 @@ fn list(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, StoreError> {
             captures.push(r.view());
         }
     }
-    Ok(json_response(200, json!({"captures": captures, "total": total})))
+    Ok(json_response(200, &ListAnswer { captures, total }))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -495,7 +595,7 @@ fn get_one(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, Sto
             }
             facts.capture_ids.push(rec.id.clone());
             facts.vms.push(rec.vm.clone());
-            Ok(json_response(200, rec.view()))
+            Ok(json_response(200, &rec.view()))
         }
     }
 }
@@ -557,5 +657,5 @@ fn stop(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreE
         stored = advanced;
     }
     commit_one(ctx, &stored)?;
-    Ok(json_response(200, stored.view()))
+    Ok(json_response(200, &stored.view()))
 }

@@ -7,7 +7,8 @@
 //! Where things are:
 //! - [`alert`]: Azure Monitor webhook payloads (SPEC §3).
 //! - [`resource_id`]: ARM ids and URL building (SPEC §10).
-//! - [`config`]: Spin variables (SPEC §9).
+//! - [`config`]: Spin variables (SPEC §9), one module per section.
+//! - [`origin`]: `scheme://host[:port]`, parsed once (configured hosts, URLs sent or followed).
 //! - [`azure`]: Entra ID token and ARM calls (SPEC §4).
 //! - [`policy`]: capture names, parameters, overrides (SPEC §5).
 //! - [`record`]: the capture record and its states (SPEC §6).
@@ -24,6 +25,7 @@ pub mod azure;
 pub mod config;
 pub mod intake;
 pub mod notify;
+pub mod origin;
 pub mod policy;
 pub mod ports;
 pub mod record;

@@ -3,6 +3,7 @@
 
 use apc_core::azure::{Azure, AzureError, CaptureParams, NETWORK_API_VERSION, TOKEN_KEY};
 use apc_core::config::{AzureConfig, Secret};
+use apc_core::origin::Origin;
 use apc_core::ports::{Method, OutboundRequest, TransportError, World};
 use apc_core::resource_id::{ResourceId, Target};
 use apc_testkit::consts::{ARM, CLIENT_ID, LOGIN, SUB, T0, TENANT, TOKEN_OK, token_url};
@@ -22,8 +23,8 @@ fn cfg_for(authority: &str, arm: &str) -> AzureConfig {
         tenant_id: TENANT.to_string(),
         client_id: CLIENT_ID.to_string(),
         client_secret: Secret::new(SECRET),
-        authority_host: authority.to_string(),
-        arm_endpoint: arm.to_string(),
+        authority_host: Origin::parse(authority).unwrap(),
+        arm_endpoint: Origin::parse(arm).unwrap(),
     }
 }
 

@@ -6,6 +6,7 @@ use apc_core::azure::{
     Azure, AzureError, CaptureParams, MAX_LRO_GETS, MAX_RETRY_AFTER_SECS, NETWORK_API_VERSION, TOKEN_KEY,
 };
 use apc_core::config::{AzureConfig, Secret};
+use apc_core::origin::Origin;
 use apc_core::ports::{KvStore, Method, OutboundResponse, World};
 use apc_core::resource_id::{ResourceId, Target};
 use apc_testkit::http::{ScriptedHttp, sample_file_response, sample_json, with_header};
@@ -27,8 +28,8 @@ fn cfg() -> AzureConfig {
         tenant_id: TENANT.to_string(),
         client_id: CLIENT.to_string(),
         client_secret: Secret::new(SECRET),
-        authority_host: LOGIN.to_string(),
-        arm_endpoint: ARM.to_string(),
+        authority_host: Origin::parse(LOGIN).unwrap(),
+        arm_endpoint: Origin::parse(ARM).unwrap(),
     }
 }
 

@@ -187,11 +187,8 @@ impl Azure<'_> {
 
     /// True when `link` is on the configured ARM scheme, host and port (and looks like a URL).
     fn on_arm_host(&self, link: &str) -> bool {
-        let origin = self.cfg.arm_endpoint.trim_end_matches('/');
         link.len() <= MAX_NEXT_LINK
-            && !link.bytes().any(|c| c.is_ascii_control() || c == b' ' || c == b'\\')
-            && link.get(..origin.len()).is_some_and(|p| p.eq_ignore_ascii_case(origin))
-            && link.as_bytes().get(origin.len()) == Some(&b'/')
+            && crate::origin::Origin::split_url(link).is_ok_and(|(origin, _)| origin == self.cfg.arm_endpoint)
     }
 
     fn capture_url(&self, watcher: &ResourceId, name: &str, action: Option<&str>) -> String {
