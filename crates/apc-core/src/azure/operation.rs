@@ -96,3 +96,47 @@ pub enum OperationPoll {
         why: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARM: &str = "https://management.azure.com";
+
+    #[test]
+    fn only_links_on_the_configured_origin_make_an_operation_url() {
+        let good = "https://management.azure.com/subscriptions/x/providers/Microsoft.Network/locations/westus/operationResults/1?api-version=2025-07-01";
+        assert_eq!(OperationUrl::parse(good, ARM).unwrap().as_str(), good);
+        // Header values may carry surrounding blanks; the origin compares without case; a
+        // configured trailing slash changes nothing.
+        assert_eq!(OperationUrl::parse(&format!(" {good}\t"), ARM).unwrap().as_str(), good);
+        assert!(OperationUrl::parse("HTTPS://Management.Azure.com/op", ARM).is_some());
+        assert!(OperationUrl::parse(good, "https://management.azure.com/").is_some());
+        // The emulator: plain http on a port is fine when that is what is configured.
+        assert!(OperationUrl::parse("http://127.0.0.1:8443/op/1", "http://127.0.0.1:8443").is_some());
+        assert!(OperationUrl::parse("http://127.0.0.1:8444/op/1", "http://127.0.0.1:8443").is_none());
+
+        for bad in [
+            "https://evil.example/op",
+            "https://management.azure.com.evil.example/op",
+            "https://management.azure.com@evil.example/op",
+            "https://management.azure.com:8443/op",
+            "http://management.azure.com/op",
+            "https://management.azure.com",
+            "https:/management.azure.com/op",
+            "//management.azure.com/op",
+            "/subscriptions/x/operationResults/1",
+            "https://management.azure.com/op\r\nx-injected: 1",
+            "https://management.azure.com/a b",
+            "https://management.azure.com/a\\b",
+            "https://management.azure.com/é",
+            "",
+        ] {
+            assert_eq!(OperationUrl::parse(bad, ARM), None, "{bad:?}");
+        }
+        let long = format!("{ARM}/{}", "a".repeat(MAX_LINK));
+        assert_eq!(OperationUrl::parse(&long, ARM), None);
+        // A configured endpoint that is not an http(s) origin accepts nothing.
+        assert_eq!(OperationUrl::parse("ftp://x/op", "ftp://x"), None);
+    }
+}
