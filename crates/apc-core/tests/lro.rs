@@ -534,3 +534,25 @@ fn capture_start_time_is_read_in_azure_shapes_and_kept_raw_when_unreadable() {
         assert_eq!(v["capture_start_time"], shown, "{given}");
     }
 }
+
+/// A refusal to read the operation is a real failure, recorded with the role action it
+/// names, not silently replaced by a fresh queryStatus.
+#[test]
+fn a_refused_operation_read_is_recorded() {
+    let env = Env::new();
+    let id = pending_capture(&env);
+    env.clock.set(T0 + 41);
+    let refusal = "The client 'x' with object id 'y' does not have authorization to perform action \
+                   'Microsoft.Network/locations/operationResults/read' over scope '/subscriptions/z'.";
+    env.http.expect(Method::Get, op_url(1), ScriptedHttp::arm_error(403, "AuthorizationFailed", refusal));
+    env.http.route_always(Method::Post, NOTIFY, ScriptedHttp::empty(200));
+    env.http.route_always(Method::Delete, NW2, ScriptedHttp::empty(204));
+    env.poll();
+    assert!(!env.sent().iter().any(|r| r.contains("/queryStatus")), "{:?}", env.sent());
+    let rec = env.record(&id);
+    let errors = rec["errors"].to_string();
+    assert!(errors.contains("Microsoft.Network/locations/operationResults/read"), "{rec}");
+    // As for any AuthorizationFailed (and as the same refusal did when followed inline).
+    assert_eq!(rec["state"], "failed", "{rec}");
+    assert!(rec.get("status_operation").is_none(), "terminal: {rec}");
+}

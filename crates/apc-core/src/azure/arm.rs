@@ -345,8 +345,8 @@ impl Azure<'_> {
     ///
     /// `200`/`202` and the operation's own `status` are read per `kind`; `404`/`410`, an
     /// operation `Failed`/`Canceled`, and any other error answer from the operation URL end it
-    /// ([`OperationPoll::Ended`]). A throttle or a transport failure is an error: the
-    /// operation may still be asked later.
+    /// ([`OperationPoll::Ended`]). A throttle, a `401`/`403` refusal or a transport failure is
+    /// an error: the operation may still be asked later, and a refusal is shown.
     pub fn poll_status_operation(
         &self,
         operation: &OperationUrl,
@@ -371,7 +371,9 @@ impl Azure<'_> {
             }
             _ => {
                 let err = from_arm_response(&resp, now);
-                if matches!(err, AzureError::Throttled { .. }) {
+                // A throttle says nothing about the operation; a refusal (a role without the
+                // operation-read actions, say) must reach the record, not be asked around.
+                if matches!(err, AzureError::Throttled { .. }) || matches!(resp.status, 401 | 403) {
                     return Err(err);
                 }
                 // A Location answers with the operation's own final status: it failed.
