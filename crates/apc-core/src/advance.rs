@@ -4,11 +4,13 @@
 //! most the Azure calls one step needs and returns the new record. [`advance_due`] and
 //! [`advance_one`] load records, run a step and write them back with compare-and-swap.
 
-use crate::azure::{Azure, AzureError, CaptureParams};
+use crate::azure::{
+    Azure, AzureError, CaptureParams, CaptureStatus, MAX_RETRY_AFTER_SECS, OperationPoll, StatusOutcome,
+};
 use crate::config::Config;
 use crate::notify;
 use crate::ports::{UnixSeconds, World};
-use crate::record::{CaptureRecord, State};
+use crate::record::{CaptureRecord, PendingStatus, State};
 use crate::resource_id::{ResourceId, Target};
 use crate::store::{self, Change, Index, IndexEntry, StoreError, VmState};
 
@@ -44,6 +46,13 @@ pub const ABANDON_AFTER: i64 = 3600;
 
 /// Longest wait between two status checks of a running capture.
 pub const CHECK_INTERVAL: i64 = 30;
+
+/// A status operation Azure has not answered within this long after accepting it is dropped,
+/// and the next check issues a fresh `queryStatus` (Azure may have lost it).
+pub const MAX_PENDING_STATUS_SECS: i64 = 600;
+
+/// Wait before asking a pending status operation again when Azure gave no `Retry-After`.
+pub const PENDING_STATUS_WAIT: i64 = 10;
 
 /// Exponential back-off: 30 s, 60 s, 120 s … capped at an hour; `Retry-After` wins when longer.
 pub fn backoff(attempts: u32, retry_after: Option<u64>) -> i64 {
@@ -155,21 +164,74 @@ fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String
     }
 }
 
-/// Read the final file location, then mark the record succeeded.
+/// Read the final file location, then mark the record succeeded — or failed, when the capture
+/// resource itself says its provisioning failed (Azure shows a capture in `Error` that way).
 fn succeed(ctx: &Ctx, rec: &mut CaptureRecord, watcher: &ResourceId) {
     match ctx.azure.get_capture(watcher, &rec.name) {
         Ok(info) => {
             if info.storage_path.is_some() {
-                rec.storage_path = info.storage_path;
+                rec.storage_path = info.storage_path.clone();
             }
             if info.file_path.is_some() {
-                rec.file_path = info.file_path;
+                rec.file_path = info.file_path.clone();
+            }
+            if info.provisioning_failed() {
+                let why = info.error.as_deref().unwrap_or("no detail");
+                rec.push_error(format!("Azure reported the capture's provisioningState as Failed ({why})"));
+                return rec.finish(State::Failed, ctx.now());
             }
         }
         // The capture stopped; not knowing the path is worth a line, not a failure.
         Err(e) => rec.push_error(format!("reading the capture's file location: {}", e.summary())),
     }
     rec.finish(State::Succeeded, ctx.now());
+}
+
+/// The status of a capture now, or that Azure is still working out the answer.
+enum Check {
+    Known(CaptureStatus),
+    /// Asked; Azure answers later (wait at least this many seconds, when it said).
+    Pending(Option<u64>),
+}
+
+/// Ask Azure for the capture's status: at a pending status operation when the record holds one
+/// still valid and young enough, else (or when that operation ended) with one fresh
+/// `queryStatus`. Leaves `rec.status_operation` as what to ask next time.
+fn check_status(ctx: &Ctx, rec: &mut CaptureRecord, watcher: &ResourceId) -> Result<Check, AzureError> {
+    let now = ctx.now();
+    if let Some(pending) = rec.status_operation.take()
+        && now.saturating_sub(pending.since()) < MAX_PENDING_STATUS_SECS
+        // A stored URL that no longer validates (other configuration, tampering) is dropped.
+        && let Some(operation) = pending.operation(&ctx.cfg.azure.arm_endpoint)
+    {
+        match ctx.azure.poll_status_operation(&operation, pending.kind()) {
+            Ok(OperationPoll::Known(status)) => return Ok(Check::Known(status)),
+            Ok(OperationPoll::Running { retry_after_secs }) => {
+                rec.status_operation = Some(pending);
+                return Ok(Check::Pending(retry_after_secs));
+            }
+            // Gone, failed or finished without the status: ask afresh below, once.
+            Ok(OperationPoll::Done | OperationPoll::Ended { .. }) => {}
+            // Throttled or unreachable: the operation may still answer later.
+            Err(e) => {
+                rec.status_operation = Some(pending);
+                return Err(e);
+            }
+        }
+    }
+    match ctx.azure.query_status(watcher, &rec.name)? {
+        StatusOutcome::Known(status) => Ok(Check::Known(status)),
+        StatusOutcome::Pending { operation, kind, retry_after_secs } => {
+            rec.status_operation = Some(PendingStatus::new(&operation, kind, now));
+            Ok(Check::Pending(retry_after_secs))
+        }
+    }
+}
+
+/// When to ask a pending status operation again: no sooner than Azure's `Retry-After`.
+fn pending_wait(retry_after: Option<u64>) -> i64 {
+    let secs = retry_after.map_or(PENDING_STATUS_WAIT, |r| r.min(MAX_RETRY_AFTER_SECS) as i64);
+    secs.max(1)
 }
 
 /// Check a running capture's status; stop it when it overstays its limit.
@@ -185,8 +247,17 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
     // Past this, a capture Azure keeps failing to report on is given up, so it cannot hold
     // the VM and an active slot forever.
     let abandon = watchdog + i64::from(ctx.cfg.capture_grace_seconds).max(ABANDON_AFTER);
-    let status = match ctx.azure.query_status(&watcher, &rec.name) {
-        Ok(s) => s,
+    let status = match check_status(ctx, rec, &watcher) {
+        Ok(Check::Known(s)) => s,
+        // Not an error: Azure is working out the answer; ask it again when it said.
+        Ok(Check::Pending(retry_after)) => {
+            if now >= abandon {
+                rec.push_error("gave up: Azure could not report on the capture long after its time limit");
+                return rec.finish(State::Failed, now);
+            }
+            rec.next_check_at = Some(now + pending_wait(retry_after));
+            return;
+        }
         Err(AzureError::NotFound { code, message }) => {
             rec.push_error(format!("the capture disappeared from Azure ({code}: {message})"));
             return rec.finish(State::Failed, now);
@@ -206,6 +277,13 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
         }
     };
     rec.azure_status = Some(status.status.clone());
+    if let Some(raw) = &status.capture_start_time {
+        // Kept readable for people; Azure's own text when it is in a shape we do not know.
+        rec.capture_start_time = Some(match status.capture_start() {
+            Some(t) => crate::timefmt::rfc3339(t),
+            None => crate::azure::one_line(raw, 64),
+        });
+    }
     rec.seen_running |= matches!(status.status.as_str(), "Running" | "Stopped");
     if status.stop_reason.is_some() {
         rec.stop_reason = status.stop_reason.clone();

@@ -647,7 +647,9 @@ fn stop(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreE
         rec.push_error("stopped on request before Azure accepted it");
         rec.finish(State::Failed, ctx.now());
     } else {
-        // Azure has stopped it: the next status check records the outcome and the file.
+        // Azure has stopped it: the next status check records the outcome and the file, with a
+        // fresh queryStatus (a pending one may answer with the status from before the stop).
+        rec.status_operation = None;
         rec.next_check_at = Some(ctx.now());
     }
     let Some(mut stored) = advance::write_back(ctx, &original, &rec)? else {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::azure::{OperationKind, OperationUrl};
 use crate::ports::UnixSeconds;
 use crate::timefmt::rfc3339;
 
@@ -67,6 +68,39 @@ pub struct CaptureSpec {
     pub storage_account_id: Option<String>,
     /// `storageLocation.filePath`.
     pub file_path: Option<String>,
+}
+
+/// A `queryStatus` that Azure accepted (`202`) but has not answered yet: where to ask next
+/// (SPEC §4.4, §7). Only a validated [`OperationUrl`] can be stored; the stored text is parsed
+/// again, against the configured ARM origin, before it is used ([`PendingStatus::operation`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingStatus {
+    /// The operation URL as text (serialised [`OperationUrl`]).
+    url: String,
+    /// Which header it came from.
+    kind: OperationKind,
+    /// When Azure accepted the `queryStatus`.
+    since: UnixSeconds,
+}
+
+impl PendingStatus {
+    /// Keep `operation`, accepted at `since`.
+    pub fn new(operation: &OperationUrl, kind: OperationKind, since: UnixSeconds) -> Self {
+        PendingStatus { url: operation.as_str().to_string(), kind, since }
+    }
+    /// The operation URL, if the stored text is still an [`OperationUrl`] on `arm_endpoint`
+    /// (a record from another configuration, or tampered with, gives `None`).
+    pub fn operation(&self, arm_endpoint: &crate::origin::Origin) -> Option<OperationUrl> {
+        OperationUrl::parse(&self.url, arm_endpoint)
+    }
+    /// Which header the URL came from.
+    pub fn kind(&self) -> OperationKind {
+        self.kind
+    }
+    /// When Azure accepted the `queryStatus`.
+    pub fn since(&self) -> UnixSeconds {
+        self.since
+    }
 }
 
 /// Most alert ids kept on one record; further coalesced alerts are counted, not listed.
@@ -145,6 +179,13 @@ pub struct CaptureRecord {
     /// Which request holds the lease (keeps concurrent lease takers' writes distinct).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub lease_holder: String,
+    /// A status question Azure has not answered yet; the next check asks there instead of
+    /// issuing a new `queryStatus`. Cleared by a stop and by every terminal state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_operation: Option<PendingStatus>,
+    /// Azure's `captureStartTime`: RFC 3339 when it could be read, else Azure's text as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_start_time: Option<String>,
 }
 
 impl CaptureRecord {
@@ -184,6 +225,8 @@ impl CaptureRecord {
             cleanup_attempts: 0,
             lease_until: None,
             lease_holder: String::new(),
+            status_operation: None,
+            capture_start_time: None,
         }
     }
 
@@ -207,6 +250,7 @@ impl CaptureRecord {
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "started_at": t(self.started_at),
+            "capture_start_time": self.capture_start_time,
             "finished_at": t(self.finished_at),
             "next_check_at": t(self.next_check_at),
             "attempts": self.attempts,
@@ -233,9 +277,11 @@ impl CaptureRecord {
         true
     }
 
-    /// Move to a terminal state now; work remains (notify, delete), so it stays due.
+    /// Move to a terminal state now; work remains (notify, delete), so it stays due. A pending
+    /// status question is dropped: nothing asks it any more.
     pub fn finish(&mut self, state: State, now: UnixSeconds) {
         self.state = state;
+        self.status_operation = None;
         self.finished_at = Some(now);
         self.next_check_at = Some(now);
     }

@@ -1,7 +1,7 @@
 //! The Azure client against the scripted transport, answered with the real Azure samples of
 //! `testdata/azure-samples` (derived variants are built in the tests; the files stay unchanged).
 
-use apc_core::azure::{Azure, AzureError, CaptureParams, NETWORK_API_VERSION, TOKEN_KEY};
+use apc_core::azure::{Azure, AzureError, CaptureParams, NETWORK_API_VERSION, StatusOutcome, TOKEN_KEY};
 use apc_core::config::{AzureConfig, Secret};
 use apc_core::origin::Origin;
 use apc_core::ports::{Method, OutboundRequest, TransportError, World};
@@ -652,7 +652,10 @@ fn create_of_an_existing_capture_reads_it_back() {
 fn status_from(response: apc_core::ports::OutboundResponse) -> (apc_core::azure::CaptureStatus, Env) {
     let env = Env::ready();
     env.http.expect(Method::Post, capture_url("pc1", Some("queryStatus")), response);
-    let status = env.az().query_status(&watcher(), "pc1").unwrap();
+    let status = match env.az().query_status(&watcher(), "pc1").unwrap() {
+        StatusOutcome::Known(status) => status,
+        other => panic!("expected a status, got {other:?}"),
+    };
     let req = env.http.request(1).unwrap();
     assert_arm_headers(&req, &sample_token(), false);
     assert!(req.body.is_empty());
@@ -670,6 +673,7 @@ fn query_status_reads_every_sample() {
     assert_eq!(s.stop_reason, None);
     assert!(s.errors.is_empty());
     assert_eq!(s.capture_start_time.as_deref(), Some("2016-12-06T17:20:01.5671279Z"));
+    assert_eq!(s.capture_start(), Some(1_481_044_801));
 
     let (s, _) = status_from(sample_file_response(
         &format!("{NW}PacketCaptureQueryStatus.stopped-timeexceeded.rest-doc-2016-12-01.json"),
@@ -683,6 +687,8 @@ fn query_status_reads_every_sample() {
     ));
     assert_eq!(s.status, "Stopped");
     assert_eq!(s.capture_start_time.as_deref(), Some("9/7/2016 12:35:24PM"));
+    // The US-style date of the Network Watcher docs reads as 2016-09-07T12:35:24Z.
+    assert_eq!(s.capture_start(), Some(1_473_251_724));
 
     let (s, _) = status_from(sample_response(&format!("{NW}PacketCaptureQueryStatus.2026-07-01.json"), 200));
     assert_eq!((s.status.as_str(), s.stop_reason.as_deref()), ("Stopped", Some("TimeExceeded")));
@@ -702,6 +708,7 @@ fn query_status_keeps_unknown_values_and_errors() {
     assert_eq!(s.status, "Paused");
     assert_eq!(s.errors, vec!["StorageFailed", "SomethingNew", "7"]);
     assert_eq!(s.capture_start_time, None);
+    assert_eq!(s.capture_start(), None);
 
     // A 202 without a body is "ask again later", never a guess.
     let env = Env::ready();

@@ -3,7 +3,8 @@
 //! already taken. Everything goes through the scripted transport.
 
 use apc_core::azure::{
-    Azure, AzureError, CaptureParams, MAX_LRO_GETS, MAX_RETRY_AFTER_SECS, NETWORK_API_VERSION, TOKEN_KEY,
+    Azure, AzureError, CaptureParams, CaptureStatus, MAX_LRO_GETS, MAX_RETRY_AFTER_SECS, NETWORK_API_VERSION,
+    OperationKind, StatusOutcome, TOKEN_KEY,
 };
 use apc_core::config::{AzureConfig, Secret};
 use apc_core::origin::Origin;
@@ -237,6 +238,24 @@ fn async_url() -> String {
     )
 }
 
+/// The status of a `queryStatus` that answered one.
+fn known(outcome: StatusOutcome) -> CaptureStatus {
+    match outcome {
+        StatusOutcome::Known(status) => status,
+        other => panic!("expected a status, got {other:?}"),
+    }
+}
+
+/// The operation and wait of a `queryStatus` that is still pending.
+fn pending(outcome: StatusOutcome) -> (String, OperationKind, Option<u64>) {
+    match outcome {
+        StatusOutcome::Pending { operation, kind, retry_after_secs } => {
+            (operation.as_str().to_string(), kind, retry_after_secs)
+        }
+        other => panic!("expected pending, got {other:?}"),
+    }
+}
+
 fn accepted(headers: &[(&str, &str)]) -> OutboundResponse {
     headers.iter().fold(ScriptedHttp::empty(202), |r, (k, v)| with_header(r, k, v))
 }
@@ -251,7 +270,7 @@ fn an_empty_202_is_followed_to_its_location_on_the_arm_origin() {
     );
     env.http.expect(Method::Get, op_url(), ScriptedHttp::json(200, RUNNING));
     let az = env.az();
-    let status = az.query_status(&watcher(), "pc1").unwrap();
+    let status = known(az.query_status(&watcher(), "pc1").unwrap());
     assert_eq!(status.status, "Running");
     assert_eq!(az.calls(), 3);
     let get = env.http.request(2).unwrap();
@@ -268,7 +287,7 @@ fn an_empty_202_is_followed_to_its_location_on_the_arm_origin() {
     );
     env.http.expect(Method::Get, op_url(), accepted(&[("Location", &op_url())]));
     env.http.expect(Method::Get, op_url(), ScriptedHttp::json(200, STOPPED));
-    let status = env.az().query_status(&watcher(), "pc1").unwrap();
+    let status = known(env.az().query_status(&watcher(), "pc1").unwrap());
     assert_eq!((status.status.as_str(), status.stop_reason.as_deref()), ("Stopped", Some("TimeExceeded")));
     env.http.assert_done();
 }
@@ -278,8 +297,9 @@ fn following_is_bounded_and_leaves_the_answer_to_the_next_poll() {
     let env = Env::ready();
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), accepted(&[("Location", &op_url())]));
     env.http.route_always(Method::Get, op_url(), accepted(&[("Retry-After", "0")]));
-    let err = env.az().query_status(&watcher(), "pc1").unwrap_err();
-    assert!(matches!(err, AzureError::Transient { .. }) && err.is_retryable(), "{err:?}");
+    // Still running after the GETs one request allows: handed back, not an error.
+    let outcome = env.az().query_status(&watcher(), "pc1").unwrap();
+    assert_eq!(pending(outcome), (op_url(), OperationKind::Location, Some(0)));
     let gets = env.http.requests().iter().filter(|r| r.method == Method::Get).count();
     assert_eq!(gets, MAX_LRO_GETS as usize);
     assert_eq!(env.http.count(), 2 + MAX_LRO_GETS as usize);
@@ -287,7 +307,7 @@ fn following_is_bounded_and_leaves_the_answer_to_the_next_poll() {
 
     // The next poll issues a fresh queryStatus, which may then answer directly.
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), ScriptedHttp::json(200, RUNNING));
-    assert_eq!(env.az().query_status(&watcher(), "pc1").unwrap().status, "Running");
+    assert_eq!(known(env.az().query_status(&watcher(), "pc1").unwrap()).status, "Running");
     env.http.assert_done();
 }
 
@@ -299,17 +319,16 @@ fn a_retry_after_longer_than_the_request_can_wait_is_honoured_by_not_following()
         capture_url(Some("queryStatus")),
         accepted(&[("Location", &op_url()), ("Retry-After", "10")]),
     );
-    let err = env.az().query_status(&watcher(), "pc1").unwrap_err();
-    assert_eq!(err.retry_after(), Some(10));
-    assert!(err.is_retryable());
+    let outcome = env.az().query_status(&watcher(), "pc1").unwrap();
+    assert_eq!(pending(outcome), (op_url(), OperationKind::Location, Some(10)));
     assert_eq!(env.http.count(), 2);
 
     // Likewise a Location answer asking to wait stops the following, passing the wait on.
     let env = Env::ready();
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), accepted(&[("Location", &op_url())]));
     env.http.expect(Method::Get, op_url(), accepted(&[("Retry-After", "Sun, 06 Nov 1994 08:50:02 GMT")]));
-    let err = env.az().query_status(&watcher(), "pc1").unwrap_err();
-    assert_eq!(err.retry_after(), Some(25));
+    let outcome = env.az().query_status(&watcher(), "pc1").unwrap();
+    assert_eq!(pending(outcome), (op_url(), OperationKind::Location, Some(25)));
     assert_eq!(env.http.count(), 3);
     env.http.assert_done();
 }
@@ -376,7 +395,7 @@ fn azure_async_operation_is_used_only_without_location() {
     env.http.expect(Method::Get, async_url(), ScriptedHttp::json(200, r#"{"status":"InProgress"}"#));
     env.http.expect(Method::Get, async_url(), ScriptedHttp::json(200, r#"{"status":"Succeeded"}"#));
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), ScriptedHttp::json(200, STOPPED));
-    assert_eq!(env.az().query_status(&watcher(), "pc1").unwrap().status, "Stopped");
+    assert_eq!(known(env.az().query_status(&watcher(), "pc1").unwrap()).status, "Stopped");
     env.http.assert_done();
 
     // Succeeded with the result in `properties`: no second queryStatus.
@@ -394,7 +413,7 @@ fn azure_async_operation_is_used_only_without_location() {
             &json!({"status": "Succeeded", "properties": serde_json::from_str::<Value>(RUNNING).unwrap()}).to_string(),
         ),
     );
-    assert_eq!(env.az().query_status(&watcher(), "pc1").unwrap().status, "Running");
+    assert_eq!(known(env.az().query_status(&watcher(), "pc1").unwrap()).status, "Running");
     assert_eq!(env.http.count(), 3);
     env.http.assert_done();
 

@@ -4,20 +4,19 @@ use serde_json::{Map, Value, json};
 
 use super::error::{AzureError, MAX_MESSAGE_CHARS, from_arm_response, from_transport, one_line, retry_after_header};
 use super::model::{self, CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInfo, normalize_location};
+use super::operation::{OperationKind, OperationPoll, OperationUrl, StatusOutcome, on_origin};
 use super::{Azure, COMPUTE_API_VERSION, NETWORK_API_VERSION, USER_AGENT};
 use crate::ports::{Method, OutboundRequest, OutboundResponse};
 use crate::resource_id::{ResourceId, Target, arm_url};
 
 /// Pages of the watcher list we read at most.
 const MAX_WATCHER_PAGES: usize = 10;
-/// Longest `nextLink` we follow (ARM's are a few hundred characters; 4 KB is the documented floor).
-const MAX_NEXT_LINK: usize = 8192;
 /// `Location` / `Azure-AsyncOperation` GETs at most for one `queryStatus` within one request.
 pub const MAX_LRO_GETS: u32 = 2;
 /// How long one request may wait for a long-running answer before following its `Location`.
 /// The core cannot sleep, so only a `Retry-After` that has already passed by the World's clock
-/// (absent or 0, in practice) is followed at once; a longer one is honoured by leaving the
-/// answer to the next poll, which issues a fresh `queryStatus`.
+/// (absent or 0, in practice) is followed at once; a longer one is honoured by handing the
+/// operation back ([`StatusOutcome::Pending`]) for a later request to ask.
 pub const LRO_INLINE_WAIT_SECS: u64 = 0;
 
 /// The cache entry of one region's watcher.
@@ -187,8 +186,7 @@ impl Azure<'_> {
 
     /// True when `link` is on the configured ARM scheme, host and port (and looks like a URL).
     fn on_arm_host(&self, link: &str) -> bool {
-        link.len() <= MAX_NEXT_LINK
-            && crate::origin::Origin::split_url(link).is_ok_and(|(origin, _)| origin == self.cfg.arm_endpoint)
+        on_origin(link, &self.cfg.arm_endpoint)
     }
 
     fn capture_url(&self, watcher: &ResourceId, name: &str, action: Option<&str>) -> String {
@@ -264,109 +262,155 @@ impl Azure<'_> {
     ///
     /// `200` carries the status; so may a `202` (older answers). A `202` without it is a
     /// long-running answer: its `Location` (or, when there is none, its `Azure-AsyncOperation`)
-    /// is followed with GET only on the configured ARM origin, at most [`MAX_LRO_GETS`] times,
-    /// and only once its `Retry-After` has passed (see [`LRO_INLINE_WAIT_SECS`]). An operation
-    /// reported `Succeeded` without the status leads to one fresh `queryStatus`. When the answer
-    /// is not ready within those bounds the result is a transient error carrying the
-    /// `Retry-After`: the capture stays as it is and the next poll asks again.
-    pub fn query_status(&self, watcher: &ResourceId, name: &str) -> Result<CaptureStatus, AzureError> {
+    /// must be on the configured ARM origin ([`OperationUrl`]), else the answer is a transient
+    /// error and nothing is followed. When the `202` asks to wait (`Retry-After` not yet passed
+    /// by the World's clock; the core cannot sleep), the result is
+    /// [`StatusOutcome::Pending`] with the operation, for the caller to keep and ask with
+    /// [`Self::poll_status_operation`] later. Otherwise the operation is followed at once, at
+    /// most [`MAX_LRO_GETS`] times per call, and is `Pending` again if still running then. An
+    /// operation reported `Succeeded` without the status leads to one fresh `queryStatus`; one
+    /// that failed, or whose URL is gone, is a transient error.
+    pub fn query_status(&self, watcher: &ResourceId, name: &str) -> Result<StatusOutcome, AzureError> {
         let url = self.capture_url(watcher, name, Some("queryStatus"));
         let mut gets_left = MAX_LRO_GETS;
         let mut reissued = false;
         loop {
             let resp = self.arm_expect(Method::Post, &url, None, &[200, 202])?;
             if let Some(status) = status_of(&resp.body) {
-                return Ok(status);
+                return Ok(StatusOutcome::Known(status));
             }
-            let retry_after = retry_after_header(&resp, self.world.clock.now());
+            let mut since = self.world.clock.now();
+            let mut retry_after = retry_after_header(&resp, since);
             if resp.status == 200 {
                 return Err(AzureError::Transient {
                     detail: "queryStatus answered 200 without a packetCaptureStatus".to_string(),
                     retry_after_secs: retry_after,
                 });
             }
-            match self.follow_lro(&resp, &mut gets_left)? {
-                Lro::Status(status) => return Ok(status),
-                // The operation finished without the status: ask once more.
-                Lro::Done if !reissued => reissued = true,
-                Lro::Done => return Err(not_ready("the operation finished but its result was not found", None)),
-                Lro::NotReady { why, retry_after_secs } => {
-                    return Err(not_ready(why, retry_after_secs.or(retry_after)));
+            let (operation, kind) = self.operation_of(&resp, retry_after)?;
+            loop {
+                let now = self.world.clock.now();
+                let waited = u64::try_from(now.saturating_sub(since)).unwrap_or(0);
+                let wait = retry_after.unwrap_or(0);
+                if wait > waited.saturating_add(LRO_INLINE_WAIT_SECS) || gets_left == 0 {
+                    let retry_after_secs = retry_after.map(|r| r.saturating_sub(waited));
+                    return Ok(StatusOutcome::Pending { operation, kind, retry_after_secs });
+                }
+                gets_left -= 1;
+                match self.poll_status_operation(&operation, kind)? {
+                    OperationPoll::Known(status) => return Ok(StatusOutcome::Known(status)),
+                    OperationPoll::Running { retry_after_secs } => {
+                        since = self.world.clock.now();
+                        retry_after = retry_after_secs;
+                    }
+                    // The operation finished without the status: ask once more.
+                    OperationPoll::Done if !reissued => {
+                        reissued = true;
+                        break;
+                    }
+                    OperationPoll::Done => {
+                        return Err(not_ready("the operation finished but its result was not found", None));
+                    }
+                    OperationPoll::Ended { why } => {
+                        return Err(AzureError::Transient { detail: why, retry_after_secs: None });
+                    }
                 }
             }
         }
     }
 
-    /// Follow a `202` of `queryStatus`: its `Location` when present, else its
-    /// `Azure-AsyncOperation`, each only on the ARM origin and within `gets_left`.
-    fn follow_lro(&self, accepted: &OutboundResponse, gets_left: &mut u32) -> Result<Lro, AzureError> {
-        let answered_at = self.world.clock.now();
-        let mut retry_after = retry_after_header(accepted, answered_at);
-        let (link, is_location) = match (accepted.header("location"), accepted.header("azure-asyncoperation")) {
-            (Some(l), _) => (l.trim(), true),
-            (None, Some(op)) => (op.trim(), false),
-            (None, None) => return Ok(Lro::not_ready("no Location to follow", None)),
+    /// The operation a `202` of `queryStatus` points at: its `Location` when present, else its
+    /// `Azure-AsyncOperation`; an error (carrying the `202`'s `retry_after`) when there is none
+    /// or it is not on the ARM origin.
+    fn operation_of(
+        &self,
+        accepted: &OutboundResponse,
+        retry_after: Option<u64>,
+    ) -> Result<(OperationUrl, OperationKind), AzureError> {
+        let (link, kind) = match (accepted.header("location"), accepted.header("azure-asyncoperation")) {
+            (Some(l), _) => (l, OperationKind::Location),
+            (None, Some(op)) => (op, OperationKind::AsyncOperation),
+            (None, None) => return Err(not_ready("no Location to follow", retry_after)),
         };
-        if !self.on_arm_host(link) {
-            // Another host, or not a URL at all: never followed, never sent our token.
-            return Ok(Lro::not_ready("its Location is not on the ARM endpoint and was not followed", None));
+        match OperationUrl::parse(link, &self.cfg.arm_endpoint) {
+            Some(url) => Ok((url, kind)),
+            // Another host, or not a URL at all: never followed, never sent our token, not echoed.
+            None => Err(not_ready("its Location is not on the ARM endpoint and was not followed", retry_after)),
         }
-        let mut since = answered_at;
-        loop {
-            let now = self.world.clock.now();
-            let waited = u64::try_from(now.saturating_sub(since)).unwrap_or(0);
-            if retry_after.unwrap_or(0) > waited.saturating_add(LRO_INLINE_WAIT_SECS) {
-                return Ok(Lro::not_ready("Azure asked to wait", retry_after));
+    }
+
+    /// One `GET` of a `queryStatus` operation URL (from [`StatusOutcome::Pending`], or kept
+    /// in a record and parsed again). The URL is checked against the configured origin once
+    /// more, so one made under another configuration is refused without a call.
+    ///
+    /// `200`/`202` and the operation's own `status` are read per `kind`; `404`/`410`, an
+    /// operation `Failed`/`Canceled`, and any other error answer from the operation URL end it
+    /// ([`OperationPoll::Ended`]). A throttle, a `401`/`403` refusal or a transport failure is
+    /// an error: the operation may still be asked later, and a refusal is shown.
+    pub fn poll_status_operation(
+        &self,
+        operation: &OperationUrl,
+        kind: OperationKind,
+    ) -> Result<OperationPoll, AzureError> {
+        if !on_origin(operation.as_str(), &self.cfg.arm_endpoint) {
+            return Ok(OperationPoll::Ended { why: "the operation URL is not on the ARM endpoint".to_string() });
+        }
+        let resp = self.arm_send(Method::Get, operation.as_str(), None)?;
+        let now = self.world.clock.now();
+        let retry_after = retry_after_header(&resp, now);
+        match resp.status {
+            202 => return Ok(OperationPoll::Running { retry_after_secs: retry_after }),
+            200 => {}
+            404 | 410 => {
+                return Ok(OperationPoll::Ended {
+                    why: format!(
+                        "queryStatus accepted (202) but not answered yet: the operation URL answered {}",
+                        resp.status
+                    ),
+                });
             }
-            if *gets_left == 0 {
-                return Ok(Lro::not_ready("still running after the GETs one request allows", retry_after));
-            }
-            *gets_left -= 1;
-            let resp = match self.arm_expect(Method::Get, link, None, &[200, 202]) {
-                Ok(r) => r,
-                // An operation URL that is gone says nothing about the capture: ask again later.
-                Err(AzureError::NotFound { .. }) => {
-                    return Ok(Lro::not_ready("the operation URL answered 404", None));
+            _ => {
+                let err = from_arm_response(&resp, now);
+                // A throttle says nothing about the operation; a refusal (a role without the
+                // operation-read actions, say) must reach the record, not be asked around.
+                if matches!(err, AzureError::Throttled { .. }) || matches!(resp.status, 401 | 403) {
+                    return Err(err);
                 }
-                Err(e) => return Err(e),
-            };
-            since = self.world.clock.now();
-            retry_after = retry_after_header(&resp, since);
-            if resp.status == 202 {
-                continue;
-            }
-            if is_location {
-                return match status_of(&resp.body) {
-                    Some(status) => Ok(Lro::Status(status)),
-                    None => Err(AzureError::Transient {
-                        detail: "the queryStatus result (Location) has no packetCaptureStatus".to_string(),
-                        retry_after_secs: retry_after,
-                    }),
-                };
-            }
-            let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-            match model::str_at(&body, &["status"]).unwrap_or("") {
-                s if s.eq_ignore_ascii_case("Succeeded") => {
-                    // Some operations carry their result; otherwise the caller asks again.
-                    let result = body.get("properties").filter(|p| p.is_object()).unwrap_or(&body);
-                    return Ok(model::parse_status(result).map_or(Lro::Done, Lro::Status));
-                }
-                s if s.eq_ignore_ascii_case("Failed") || s.eq_ignore_ascii_case("Canceled") => {
-                    let err = body.get("error").unwrap_or(&Value::Null);
-                    let code = model::str_at(err, &["code"]).unwrap_or(s);
-                    let message = model::str_at(err, &["message"]).unwrap_or("");
-                    return Err(AzureError::Transient {
-                        detail: one_line(
-                            &format!("the queryStatus operation ended {s} ({code}): {message}"),
-                            MAX_MESSAGE_CHARS,
-                        ),
-                        retry_after_secs: retry_after,
-                    });
-                }
-                // InProgress, or any other value: not yet.
-                _ => continue,
+                // A Location answers with the operation's own final status: it failed.
+                return Ok(OperationPoll::Ended {
+                    why: format!("the queryStatus operation failed: {}", err.summary()),
+                });
             }
         }
+        let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        if kind == OperationKind::Location {
+            return Ok(match model::parse_status(&body) {
+                Some(status) => OperationPoll::Known(status),
+                None => OperationPoll::Ended {
+                    why: "the queryStatus result (Location) has no packetCaptureStatus".to_string(),
+                },
+            });
+        }
+        Ok(match model::str_at(&body, &["status"]).unwrap_or("") {
+            s if s.eq_ignore_ascii_case("Succeeded") => {
+                // Some operations carry their result; otherwise the caller asks again.
+                let result = body.get("properties").filter(|p| p.is_object()).unwrap_or(&body);
+                model::parse_status(result).map_or(OperationPoll::Done, OperationPoll::Known)
+            }
+            s if s.eq_ignore_ascii_case("Failed") || s.eq_ignore_ascii_case("Canceled") => {
+                let err = body.get("error").unwrap_or(&Value::Null);
+                let code = model::str_at(err, &["code"]).unwrap_or(s);
+                let message = model::str_at(err, &["message"]).unwrap_or("");
+                OperationPoll::Ended {
+                    why: one_line(
+                        &format!("the queryStatus operation ended {s} ({code}): {message}"),
+                        MAX_MESSAGE_CHARS,
+                    ),
+                }
+            }
+            // InProgress, or any other value: not yet.
+            _ => OperationPoll::Running { retry_after_secs: retry_after },
+        })
     }
 
     /// GET `…/{name}`: provisioning state and where the file goes.
@@ -397,22 +441,6 @@ fn json_body(resp: &OutboundResponse, what: &str) -> Result<Value, AzureError> {
         detail: format!("ARM answered {} with an unreadable body for {what}", resp.status),
         retry_after_secs: None,
     })
-}
-
-/// Where a long-running `queryStatus` stands after following it.
-enum Lro {
-    /// The status, from the `Location` (or the operation's result).
-    Status(CaptureStatus),
-    /// The operation succeeded without carrying the status: issue `queryStatus` again.
-    Done,
-    /// Not known within this request's bounds.
-    NotReady { why: &'static str, retry_after_secs: Option<u64> },
-}
-
-impl Lro {
-    fn not_ready(why: &'static str, retry_after_secs: Option<u64>) -> Self {
-        Lro::NotReady { why, retry_after_secs }
-    }
 }
 
 /// The capture's status is not known yet: retry later (the capture itself is unaffected).

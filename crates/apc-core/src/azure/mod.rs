@@ -3,18 +3,23 @@
 //! [`Azure`] holds the configuration and the world for one request. Every URL is built by
 //! [`arm_url`](crate::resource_id::arm_url) from parsed ids; only the two configured hosts are
 //! ever called. A `Location` / `Azure-AsyncOperation` URL is followed only for `queryStatus`,
-//! only on the configured ARM origin (scheme, host and port), and a bounded number of times.
+//! only on the configured ARM origin (scheme, host and port, checked by [`OperationUrl`]), and
+//! a bounded number of times per request; one that asks to wait is handed back to the caller
+//! ([`StatusOutcome::Pending`]) to be asked by a later request.
 
 mod arm;
 mod error;
 mod model;
+mod operation;
 mod token;
 
 use std::cell::Cell;
 
 pub use arm::{LRO_INLINE_WAIT_SECS, MAX_LRO_GETS};
+pub(crate) use error::one_line;
 pub use error::{AzureError, DEFAULT_RETRY_AFTER_SECS, MAX_MESSAGE_CHARS, MAX_RETRY_AFTER_SECS};
 pub use model::{CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInfo, normalize_location};
+pub use operation::{OperationKind, OperationPoll, OperationUrl, StatusOutcome};
 pub use token::{TOKEN_KEY, TOKEN_MARGIN_SECS};
 
 use crate::config::AzureConfig;

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
+use crate::ports::UnixSeconds;
 use crate::resource_id::{ResourceId, Target};
+use crate::timefmt::parse_azure_time;
 
 /// What we need to know about a VM (or scale set) before capturing on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +58,16 @@ pub struct CaptureStatus {
     /// `packetCaptureError[]`.
     pub errors: Vec<String>,
     /// `captureStartTime` as text: older answers use non-ISO dates such as `9/7/2016 12:35:24PM`.
+    /// Read it with [`CaptureStatus::capture_start`].
     pub capture_start_time: Option<String>,
+}
+
+impl CaptureStatus {
+    /// `captureStartTime` as UTC seconds, in any shape Azure sends
+    /// ([`parse_azure_time`](crate::timefmt::parse_azure_time)); `None` when absent or unreadable.
+    pub fn capture_start(&self) -> Option<UnixSeconds> {
+        self.capture_start_time.as_deref().and_then(parse_azure_time)
+    }
 }
 
 /// The answer to a GET of a capture.
@@ -68,6 +79,16 @@ pub struct CaptureInfo {
     pub storage_path: Option<String>,
     /// `storageLocation.filePath`.
     pub file_path: Option<String>,
+    /// What the body says went wrong, when anything: `packetCaptureError[]`, or an
+    /// `error`/`statusDetails` object (shown with a `provisioningState` of `Failed`).
+    pub error: Option<String>,
+}
+
+impl CaptureInfo {
+    /// `provisioningState` is `Failed` (any case): the capture ended in error.
+    pub fn provisioning_failed(&self) -> bool {
+        self.provisioning_state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("Failed"))
+    }
 }
 
 /// `"West US"` → `westus`: ARM locations compared without case or white space.
@@ -129,7 +150,28 @@ pub(crate) fn parse_capture(body: &Value) -> CaptureInfo {
         provisioning_state: string_at(body, &["properties", "provisioningState"]),
         storage_path: string_at(body, &["properties", "storageLocation", "storagePath"]),
         file_path: string_at(body, &["properties", "storageLocation", "filePath"]),
+        error: capture_error(body),
     }
+}
+
+/// The error a capture body reports, on one line (see [`CaptureInfo::error`]).
+fn capture_error(body: &Value) -> Option<String> {
+    let props = body.get("properties")?;
+    let listed: Vec<String> = props
+        .get("packetCaptureError")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|e| e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string())).collect())
+        .unwrap_or_default();
+    if !listed.is_empty() {
+        return Some(super::error::one_line(&listed.join(", "), super::error::MAX_MESSAGE_CHARS));
+    }
+    let err = props.get("error").or_else(|| props.get("statusDetails")).filter(|e| e.is_object())?;
+    let text = match (str_at(err, &["code"]), str_at(err, &["message"])) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(t), None) | (None, Some(t)) => t.to_string(),
+        (None, None) => return None,
+    };
+    Some(super::error::one_line(&text, super::error::MAX_MESSAGE_CHARS))
 }
 
 /// Read a `queryStatus` body. `None` when it carries no status at all.
