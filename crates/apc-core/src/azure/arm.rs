@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::error::{AzureError, from_arm_response, from_transport};
+use super::error::{AzureError, MAX_MESSAGE_CHARS, from_arm_response, from_transport, one_line, retry_after_header};
 use super::model::{self, CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInfo, normalize_location};
 use super::{Azure, COMPUTE_API_VERSION, NETWORK_API_VERSION, USER_AGENT};
 use crate::ports::{Method, OutboundRequest, OutboundResponse};
@@ -12,6 +12,13 @@ use crate::resource_id::{ResourceId, Target, arm_url};
 const MAX_WATCHER_PAGES: usize = 10;
 /// Longest `nextLink` we follow (ARM's are a few hundred characters; 4 KB is the documented floor).
 const MAX_NEXT_LINK: usize = 8192;
+/// `Location` / `Azure-AsyncOperation` GETs at most for one `queryStatus` within one request.
+pub const MAX_LRO_GETS: u32 = 2;
+/// How long one request may wait for a long-running answer before following its `Location`.
+/// The core cannot sleep, so only a `Retry-After` that has already passed by the World's clock
+/// (absent or 0, in practice) is followed at once; a longer one is honoured by leaving the
+/// answer to the next poll, which issues a fresh `queryStatus`.
+pub const LRO_INLINE_WAIT_SECS: u64 = 0;
 
 /// The cache entry of one region's watcher.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -76,7 +83,7 @@ impl Azure<'_> {
         ok: &[u16],
     ) -> Result<OutboundResponse, AzureError> {
         let resp = self.arm_send(method, url, body)?;
-        if ok.contains(&resp.status) { Ok(resp) } else { Err(from_arm_response(&resp)) }
+        if ok.contains(&resp.status) { Ok(resp) } else { Err(from_arm_response(&resp, self.world.clock.now())) }
     }
 
     /// GET the VM (or, for a scale set or one of its instances, the scale set): normalised
@@ -197,9 +204,15 @@ impl Azure<'_> {
         arm_url(&self.cfg.arm_endpoint, &segments, NETWORK_API_VERSION)
     }
 
-    /// PUT the packet capture `name` on `watcher`. A capture of that name that already exists
-    /// (an earlier attempt whose answer was lost) is read back and reported with
-    /// `already_existed: true`.
+    /// PUT the packet capture `name` on `watcher`.
+    ///
+    /// Creating a name that already exists (an earlier attempt whose answer was lost) is not
+    /// documented: ARM may answer an idempotent `201` with the existing resource, or a `409` /
+    /// `400` "already exists". Either way the existing capture is checked against `params`: it is
+    /// read back with one GET and adopted (`already_existed: true`) when it targets the same VM
+    /// or scale set with the same parameters where ARM shows them; a capture of that name on
+    /// anything else is a permanent error naming it. A `200`/`201` needs no read-back: ARM's PUT
+    /// is create-or-replace, so what it accepted is our capture.
     pub fn create_capture(
         &self,
         watcher: &ResourceId,
@@ -213,47 +226,150 @@ impl Azure<'_> {
             200 | 201 => {
                 // The capture exists now whatever the body says: an unreadable body must not make
                 // the caller retry the PUT, so it only leaves the fields empty.
-                let info = serde_json::from_slice::<Value>(&resp.body)
-                    .map(|v| model::parse_capture(&v))
-                    .unwrap_or(CaptureInfo { provisioning_state: None, storage_path: None, file_path: None });
+                // A PUT that ARM accepted replaced whatever had the name, so the resource is ours
+                // now (a fresh create and an idempotent 201 alike): no read-back, no comparison.
+                let value = serde_json::from_slice::<Value>(&resp.body).unwrap_or(Value::Null);
+                let info = model::parse_capture(&value);
                 Ok(CaptureCreated {
                     provisioning_state: info.provisioning_state,
                     storage_path: info.storage_path,
                     already_existed: false,
                 })
             }
-            409 => {
-                let conflict = from_arm_response(&resp);
-                if conflict.is_retryable() {
-                    return Err(conflict);
+            409 | 400 => {
+                let refused = from_arm_response(&resp, self.world.clock.now());
+                let exists = resp.status == 409 || refused.code().is_some_and(says_already_exists);
+                if refused.is_retryable() || !exists {
+                    return Err(refused);
                 }
-                // The Network RP refuses a PUT on an existing capture name with 409; whether ours
-                // exists is decided by reading it, not by the (undocumented) error code.
-                match self.get_capture(watcher, name) {
-                    Ok(info) => Ok(CaptureCreated {
-                        provisioning_state: info.provisioning_state,
-                        storage_path: info.storage_path,
-                        already_existed: true,
-                    }),
-                    Err(AzureError::NotFound { .. }) => Err(conflict),
-                    Err(other) => Err(other),
+                // Whether ours exists is decided by reading it, not by the (undocumented) code.
+                let url = self.capture_url(watcher, name, None);
+                let existing = match self.arm_expect(Method::Get, &url, None, &[200]) {
+                    Ok(r) => json_body(&r, "the packet capture")?,
+                    Err(AzureError::NotFound { .. }) => return Err(refused),
+                    Err(other) => return Err(other),
+                };
+                if let Some(why) = foreign_capture(&existing, params) {
+                    return Err(name_taken(name, &why));
                 }
+                let info = model::parse_capture(&existing);
+                Ok(CaptureCreated {
+                    provisioning_state: info.provisioning_state,
+                    storage_path: info.storage_path,
+                    already_existed: true,
+                })
             }
-            _ => Err(from_arm_response(&resp)),
+            _ => Err(from_arm_response(&resp, self.world.clock.now())),
         }
     }
 
-    /// POST `…/{name}/queryStatus`: 200, or 202 whose body carries the same fields. The 202's
-    /// `Location` is never followed.
+    /// POST `…/{name}/queryStatus`.
+    ///
+    /// `200` carries the status; so may a `202` (older answers). A `202` without it is a
+    /// long-running answer: its `Location` (or, when there is none, its `Azure-AsyncOperation`)
+    /// is followed with GET only on the configured ARM origin, at most [`MAX_LRO_GETS`] times,
+    /// and only once its `Retry-After` has passed (see [`LRO_INLINE_WAIT_SECS`]). An operation
+    /// reported `Succeeded` without the status leads to one fresh `queryStatus`. When the answer
+    /// is not ready within those bounds the result is a transient error carrying the
+    /// `Retry-After`: the capture stays as it is and the next poll asks again.
     pub fn query_status(&self, watcher: &ResourceId, name: &str) -> Result<CaptureStatus, AzureError> {
         let url = self.capture_url(watcher, name, Some("queryStatus"));
-        let resp = self.arm_expect(Method::Post, &url, None, &[200, 202])?;
-        serde_json::from_slice::<Value>(&resp.body).ok().as_ref().and_then(model::parse_status).ok_or_else(|| {
-            AzureError::Transient {
-                detail: format!("queryStatus answered {} without a packetCaptureStatus", resp.status),
-                retry_after_secs: super::error::retry_after_header(&resp),
+        let mut gets_left = MAX_LRO_GETS;
+        let mut reissued = false;
+        loop {
+            let resp = self.arm_expect(Method::Post, &url, None, &[200, 202])?;
+            if let Some(status) = status_of(&resp.body) {
+                return Ok(status);
             }
-        })
+            let retry_after = retry_after_header(&resp, self.world.clock.now());
+            if resp.status == 200 {
+                return Err(AzureError::Transient {
+                    detail: "queryStatus answered 200 without a packetCaptureStatus".to_string(),
+                    retry_after_secs: retry_after,
+                });
+            }
+            match self.follow_lro(&resp, &mut gets_left)? {
+                Lro::Status(status) => return Ok(status),
+                // The operation finished without the status: ask once more.
+                Lro::Done if !reissued => reissued = true,
+                Lro::Done => return Err(not_ready("the operation finished but its result was not found", None)),
+                Lro::NotReady { why, retry_after_secs } => {
+                    return Err(not_ready(why, retry_after_secs.or(retry_after)));
+                }
+            }
+        }
+    }
+
+    /// Follow a `202` of `queryStatus`: its `Location` when present, else its
+    /// `Azure-AsyncOperation`, each only on the ARM origin and within `gets_left`.
+    fn follow_lro(&self, accepted: &OutboundResponse, gets_left: &mut u32) -> Result<Lro, AzureError> {
+        let answered_at = self.world.clock.now();
+        let mut retry_after = retry_after_header(accepted, answered_at);
+        let (link, is_location) = match (accepted.header("location"), accepted.header("azure-asyncoperation")) {
+            (Some(l), _) => (l.trim(), true),
+            (None, Some(op)) => (op.trim(), false),
+            (None, None) => return Ok(Lro::not_ready("no Location to follow", None)),
+        };
+        if !self.on_arm_host(link) {
+            // Another host, or not a URL at all: never followed, never sent our token.
+            return Ok(Lro::not_ready("its Location is not on the ARM endpoint and was not followed", None));
+        }
+        let mut since = answered_at;
+        loop {
+            let now = self.world.clock.now();
+            let waited = u64::try_from(now.saturating_sub(since)).unwrap_or(0);
+            if retry_after.unwrap_or(0) > waited.saturating_add(LRO_INLINE_WAIT_SECS) {
+                return Ok(Lro::not_ready("Azure asked to wait", retry_after));
+            }
+            if *gets_left == 0 {
+                return Ok(Lro::not_ready("still running after the GETs one request allows", retry_after));
+            }
+            *gets_left -= 1;
+            let resp = match self.arm_expect(Method::Get, link, None, &[200, 202]) {
+                Ok(r) => r,
+                // An operation URL that is gone says nothing about the capture: ask again later.
+                Err(AzureError::NotFound { .. }) => {
+                    return Ok(Lro::not_ready("the operation URL answered 404", None));
+                }
+                Err(e) => return Err(e),
+            };
+            since = self.world.clock.now();
+            retry_after = retry_after_header(&resp, since);
+            if resp.status == 202 {
+                continue;
+            }
+            if is_location {
+                return match status_of(&resp.body) {
+                    Some(status) => Ok(Lro::Status(status)),
+                    None => Err(AzureError::Transient {
+                        detail: "the queryStatus result (Location) has no packetCaptureStatus".to_string(),
+                        retry_after_secs: retry_after,
+                    }),
+                };
+            }
+            let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+            match model::str_at(&body, &["status"]).unwrap_or("") {
+                s if s.eq_ignore_ascii_case("Succeeded") => {
+                    // Some operations carry their result; otherwise the caller asks again.
+                    let result = body.get("properties").filter(|p| p.is_object()).unwrap_or(&body);
+                    return Ok(model::parse_status(result).map_or(Lro::Done, Lro::Status));
+                }
+                s if s.eq_ignore_ascii_case("Failed") || s.eq_ignore_ascii_case("Canceled") => {
+                    let err = body.get("error").unwrap_or(&Value::Null);
+                    let code = model::str_at(err, &["code"]).unwrap_or(s);
+                    let message = model::str_at(err, &["message"]).unwrap_or("");
+                    return Err(AzureError::Transient {
+                        detail: one_line(
+                            &format!("the queryStatus operation ended {s} ({code}): {message}"),
+                            MAX_MESSAGE_CHARS,
+                        ),
+                        retry_after_secs: retry_after,
+                    });
+                }
+                // InProgress, or any other value: not yet.
+                _ => continue,
+            }
+        }
     }
 
     /// GET `…/{name}`: provisioning state and where the file goes.
@@ -263,13 +379,15 @@ impl Azure<'_> {
         Ok(model::parse_capture(&json_body(&resp, "the packet capture")?))
     }
 
-    /// POST `…/{name}/stop` (200, or 202 accepted; the `Location` is never followed).
+    /// POST `…/{name}/stop` (200, or 202 accepted). Nothing is followed: the capture's final
+    /// state is learned from later `queryStatus` calls.
     pub fn stop_capture(&self, watcher: &ResourceId, name: &str) -> Result<(), AzureError> {
         let url = self.capture_url(watcher, name, Some("stop"));
         self.arm_expect(Method::Post, &url, None, &[200, 202]).map(drop)
     }
 
-    /// DELETE `…/{name}` (200/202/204; 404 also fine: already gone).
+    /// DELETE `…/{name}` (200/202/204; 404 also fine: already gone). A 202's `Location` and
+    /// `Azure-AsyncOperation` are not followed: nothing waits on the deletion.
     pub fn delete_capture(&self, watcher: &ResourceId, name: &str) -> Result<(), AzureError> {
         let url = self.capture_url(watcher, name, None);
         self.arm_expect(Method::Delete, &url, None, &[200, 202, 204, 404]).map(drop)
@@ -282,6 +400,107 @@ fn json_body(resp: &OutboundResponse, what: &str) -> Result<Value, AzureError> {
         detail: format!("ARM answered {} with an unreadable body for {what}", resp.status),
         retry_after_secs: None,
     })
+}
+
+/// Where a long-running `queryStatus` stands after following it.
+enum Lro {
+    /// The status, from the `Location` (or the operation's result).
+    Status(CaptureStatus),
+    /// The operation succeeded without carrying the status: issue `queryStatus` again.
+    Done,
+    /// Not known within this request's bounds.
+    NotReady { why: &'static str, retry_after_secs: Option<u64> },
+}
+
+impl Lro {
+    fn not_ready(why: &'static str, retry_after_secs: Option<u64>) -> Self {
+        Lro::NotReady { why, retry_after_secs }
+    }
+}
+
+/// The capture's status is not known yet: retry later (the capture itself is unaffected).
+fn not_ready(why: &str, retry_after_secs: Option<u64>) -> AzureError {
+    AzureError::Transient {
+        detail: format!("queryStatus accepted (202) but not answered yet: {why}"),
+        retry_after_secs,
+    }
+}
+
+fn status_of(body: &[u8]) -> Option<CaptureStatus> {
+    serde_json::from_slice::<Value>(body).ok().as_ref().and_then(model::parse_status)
+}
+
+/// ARM codes for "that name is taken" on a 400 (409 always counts).
+fn says_already_exists(code: &str) -> bool {
+    let c = code.to_ascii_lowercase();
+    c.ends_with("alreadyexists") || c == "conflict" || c == "resourceexists"
+}
+
+fn name_taken(name: &str, why: &str) -> AzureError {
+    AzureError::Permanent {
+        status: 409,
+        code: "PacketCaptureNameTaken".to_string(),
+        message: one_line(
+            &format!(
+                "a packet capture named {name} already exists on this Network Watcher for something else ({why}); delete it or change capture_name_prefix"
+            ),
+            MAX_MESSAGE_CHARS,
+        ),
+    }
+}
+
+/// Why an existing capture body is not the capture `p` would create, or `None` when it is (or
+/// the body does not say). Fields ARM does not show are not compared; ids without case.
+fn foreign_capture(body: &Value, p: &CaptureParams) -> Option<String> {
+    let props = body.get("properties")?;
+    if let Some(target) = model::str_at(props, &["target"]) {
+        let ours = p.target.capture_target().normalized();
+        let same = ResourceId::parse(target).map(|t| t.normalized() == ours).unwrap_or(false);
+        if !same {
+            return Some(format!("it targets {}", one_line(target, 300)));
+        }
+    }
+    if let Some(kind) = model::str_at(props, &["targetType"]) {
+        let ours = match p.target {
+            Target::Vm(_) => "AzureVM",
+            Target::Vmss(_) | Target::VmssInstance { .. } => "AzureVMSS",
+        };
+        if !kind.eq_ignore_ascii_case(ours) {
+            return Some(format!("its targetType is {}", one_line(kind, 40)));
+        }
+    }
+    // Scale sets: the instances included must be ours (none listed: the whole set).
+    if let Some(include) = props.pointer("/scope/include").and_then(Value::as_array) {
+        let theirs: Vec<String> =
+            include.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
+        let ours: Vec<String> = match &p.target {
+            Target::VmssInstance { instance, .. } => vec![instance.clone()],
+            _ => Vec::new(),
+        };
+        if theirs != ours {
+            return Some(format!("its scope includes {theirs:?}"));
+        }
+    } else if matches!(p.target, Target::VmssInstance { .. }) && props.get("scope").is_some() {
+        return Some("its scope is the whole scale set".to_string());
+    }
+    let numbers = [
+        ("timeLimitInSeconds", u64::from(p.time_limit_seconds)),
+        ("totalBytesPerSession", p.bytes_per_session),
+        ("bytesToCapturePerPacket", p.bytes_per_packet),
+    ];
+    for (field, ours) in numbers {
+        if let Some(theirs) = props.get(field).and_then(Value::as_u64)
+            && theirs != ours
+        {
+            return Some(format!("its {field} is {theirs}, ours {ours}"));
+        }
+    }
+    if let (Some(theirs), Some(ours)) = (model::str_at(props, &["storageLocation", "storageId"]), &p.storage_account_id)
+        && !theirs.eq_ignore_ascii_case(&ours.to_string())
+    {
+        return Some(format!("it writes to {}", one_line(theirs, 300)));
+    }
+    None
 }
 
 /// The PUT body: `{"properties": PacketCaptureParameters}`.

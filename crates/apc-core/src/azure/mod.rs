@@ -2,7 +2,8 @@
 //!
 //! [`Azure`] holds the configuration and the world for one request. Every URL is built by
 //! [`arm_url`](crate::resource_id::arm_url) from parsed ids; only the two configured hosts are
-//! ever called, and `Location` / `Azure-AsyncOperation` URLs are never followed.
+//! ever called. A `Location` / `Azure-AsyncOperation` URL is followed only for `queryStatus`,
+//! only on the configured ARM origin (scheme, host and port), and a bounded number of times.
 
 mod arm;
 mod error;
@@ -11,6 +12,7 @@ mod token;
 
 use std::cell::Cell;
 
+pub use arm::{LRO_INLINE_WAIT_SECS, MAX_LRO_GETS};
 pub use error::{AzureError, DEFAULT_RETRY_AFTER_SECS, MAX_MESSAGE_CHARS, MAX_RETRY_AFTER_SECS};
 pub use model::{CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInfo, normalize_location};
 pub use token::{TOKEN_KEY, TOKEN_MARGIN_SECS};

@@ -1,19 +1,23 @@
 //! Entra ID client-credentials token, cached sealed in the key-value store.
 //!
-//! The cache value never holds the token in clear: it is XORed with a keystream derived from the
-//! client secret (SHA-256 in counter mode) and authenticated with a SHA-256 tag over the same key
-//! material, checked in constant time. A rotated secret, another tenant, client or ARM endpoint, or
-//! a tampered value fails the check and simply costs one new token request. The store is not
-//! trusted with bearer tokens because other tools (and our own `/captures` dumps) can read it.
+//! The cache value never holds the token in clear. It is sealed with ChaCha20-Poly1305 under a
+//! key derived by HKDF-SHA256 from the client secret (salt: tenant, client id, authority and ARM
+//! endpoint; `info`: a fixed, versioned label), with a fresh random 96-bit nonce per seal. The
+//! KV key, the format version and the expiry are authenticated as associated data. A rotated
+//! secret, another tenant, client or ARM endpoint, a tampered or garbled value, or a value in an
+//! older format fails to open and simply costs one new token request. The store is not trusted
+//! with bearer tokens because other tools (and our own `/captures` dumps) can read it.
 
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+use hkdf::Hkdf;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use sha2::Sha256;
 
 use super::Azure;
 use super::error::{AzureError, MAX_MESSAGE_CHARS, from_transport, one_line, retry_after_header};
-use crate::config::Secret;
+use crate::config::{AzureConfig, Secret};
 use crate::ports::{Method, OutboundRequest};
 
 /// KV key of the cached token.
@@ -21,19 +25,85 @@ pub const TOKEN_KEY: &str = "v1:token";
 /// A cached token is used only while it has at least this many seconds left.
 pub const TOKEN_MARGIN_SECS: i64 = 60;
 
-const KEYSTREAM_TAG: &[u8] = b"apc/v1/token-keystream";
-const MAC_TAG: &[u8] = b"apc/v1/token-mac";
-const NONCE_TAG: &[u8] = b"apc/v1/token-nonce";
+/// Version of the sealed format; part of the associated data, so a value claiming another
+/// version never opens.
+const SEAL_VERSION: u32 = 2;
+/// HKDF `info`: what the derived key is for. A new format gets a new label, hence a new key.
+const HKDF_INFO: &[u8] = b"alert-packet-capture/token-cache/v2/chacha20poly1305";
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// Longest ciphertext we try to open (Entra tokens are a few kilobytes).
+const MAX_SEALED_TOKEN: usize = 32 * 1024;
 
 /// The tenant is one path segment: encode everything but unreserved characters.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Sealed {
+    v: u32,
     expires_at: i64,
     nonce: String,
     ciphertext: String,
     tag: String,
+}
+
+/// The sealing key: HKDF-SHA256 over the client secret, salted with everything that decides
+/// which token is the right one (each part length-prefixed, so no two configurations collide).
+fn cache_key(cfg: &AzureConfig) -> Option<Key> {
+    let mut salt = Vec::new();
+    for part in [&cfg.tenant_id, &cfg.client_id, &cfg.authority_host, &cfg.arm_endpoint] {
+        salt.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        salt.extend_from_slice(part.as_bytes());
+    }
+    let hk = Hkdf::<Sha256>::new(Some(&salt), cfg.client_secret.expose().as_bytes());
+    let mut key = [0u8; 32];
+    hk.expand(HKDF_INFO, &mut key).ok()?;
+    Some(key.into())
+}
+
+/// Associated data: the KV key, the format version and the expiry, so a sealed value moved to
+/// another key, relabelled or given a later expiry does not open.
+fn associated_data(expires_at: i64) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(TOKEN_KEY.len() + 16);
+    aad.extend_from_slice(&(TOKEN_KEY.len() as u64).to_be_bytes());
+    aad.extend_from_slice(TOKEN_KEY.as_bytes());
+    aad.extend_from_slice(&SEAL_VERSION.to_be_bytes());
+    aad.extend_from_slice(&expires_at.to_be_bytes());
+    aad
+}
+
+/// Seal `token` with the given nonce (fresh and random in [`Azure::store_token`]).
+fn seal(cfg: &AzureConfig, token: &str, expires_at: i64, nonce: [u8; NONCE_LEN]) -> Option<Vec<u8>> {
+    let cipher = ChaCha20Poly1305::new(&cache_key(cfg)?);
+    let mut buf = token.as_bytes().to_vec();
+    let tag =
+        cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), &associated_data(expires_at), &mut buf).ok()?;
+    let sealed =
+        Sealed { v: SEAL_VERSION, expires_at, nonce: to_hex(&nonce), ciphertext: to_hex(&buf), tag: to_hex(&tag) };
+    serde_json::to_vec(&sealed).ok()
+}
+
+/// Open a cached value: the token and its expiry, or `None` for anything that does not open
+/// (old format, garbage, another secret or configuration, tampering).
+fn open(cfg: &AzureConfig, raw: &[u8]) -> Option<(String, i64)> {
+    let sealed: Sealed = serde_json::from_slice(raw).ok()?;
+    if sealed.v != SEAL_VERSION || sealed.ciphertext.len() > 2 * MAX_SEALED_TOKEN {
+        return None;
+    }
+    let nonce = from_hex(&sealed.nonce).filter(|n| n.len() == NONCE_LEN)?;
+    let tag = from_hex(&sealed.tag).filter(|t| t.len() == TAG_LEN)?;
+    let mut buf = from_hex(&sealed.ciphertext)?;
+    let cipher = ChaCha20Poly1305::new(&cache_key(cfg)?);
+    cipher
+        .decrypt_in_place_detached(
+            Nonce::from_slice(&nonce),
+            &associated_data(sealed.expires_at),
+            &mut buf,
+            Tag::from_slice(&tag),
+        )
+        .ok()?;
+    let token = String::from_utf8(buf).ok().filter(|t| !t.is_empty())?;
+    Some((token, sealed.expires_at))
 }
 
 impl Azure<'_> {
@@ -54,19 +124,11 @@ impl Azure<'_> {
 
     fn cached_token(&self) -> Option<Secret> {
         let raw = self.world.kv.get(TOKEN_KEY).ok()??;
-        let sealed: Sealed = serde_json::from_slice(&raw).ok()?;
-        if sealed.expires_at.saturating_sub(self.world.clock.now()) < TOKEN_MARGIN_SECS {
+        let (token, expires_at) = open(self.cfg, &raw)?;
+        if expires_at.saturating_sub(self.world.clock.now()) < TOKEN_MARGIN_SECS {
             return None;
         }
-        let nonce = from_hex(&sealed.nonce)?;
-        let ciphertext = from_hex(&sealed.ciphertext)?;
-        let tag = from_hex(&sealed.tag)?;
-        let expected = self.mac(&nonce, sealed.expires_at, &ciphertext);
-        if !bool::from(expected.as_slice().ct_eq(&tag)) {
-            return None;
-        }
-        let plain = self.keystream_xor(&nonce, &ciphertext);
-        String::from_utf8(plain).ok().filter(|t| !t.is_empty()).map(Secret::new)
+        Some(Secret::new(token))
     }
 
     /// Ask Entra ID for a new token and cache it.
@@ -113,7 +175,7 @@ impl Azure<'_> {
             }
             return Ok(Secret::new(token));
         }
-        Err(self.entra_error(resp.status, &json, retry_after_header(&resp)))
+        Err(self.entra_error(resp.status, &json, retry_after_header(&resp, self.world.clock.now())))
     }
 
     /// Sort an Entra ID error: configuration problems name the variable to fix. Branches on
@@ -192,56 +254,15 @@ impl Azure<'_> {
     }
 
     fn store_token(&self, token: &str, expires_at: i64) {
-        let mut h = Sha256::new();
-        h.update(NONCE_TAG);
-        h.update(self.world.clock.now().to_be_bytes());
-        h.update(token.as_bytes());
-        let nonce = h.finalize()[..16].to_vec();
-        let ciphertext = self.keystream_xor(&nonce, token.as_bytes());
-        let tag = self.mac(&nonce, expires_at, &ciphertext);
-        let sealed = Sealed { expires_at, nonce: to_hex(&nonce), ciphertext: to_hex(&ciphertext), tag: to_hex(&tag) };
-        if let Ok(value) = serde_json::to_vec(&sealed) {
+        let mut nonce = [0u8; NONCE_LEN];
+        // Without randomness there is no safe nonce: skip the cache, costing a token request.
+        if getrandom::fill(&mut nonce).is_err() {
+            return;
+        }
+        if let Some(value) = seal(self.cfg, token, expires_at, nonce) {
             // A KV failure only costs a token request next time.
             let _ = self.world.kv.set(TOKEN_KEY, &value);
         }
-    }
-
-    /// Hash the key material: the secret and everything that decides which token is right.
-    fn key_material(&self, h: &mut Sha256) {
-        for part in [
-            self.cfg.client_secret.expose(),
-            &self.cfg.tenant_id,
-            &self.cfg.client_id,
-            &self.cfg.authority_host,
-            &self.cfg.arm_endpoint,
-        ] {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part.as_bytes());
-        }
-    }
-
-    fn keystream_xor(&self, nonce: &[u8], data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(data.len());
-        for (counter, chunk) in data.chunks(32).enumerate() {
-            let mut h = Sha256::new();
-            h.update(KEYSTREAM_TAG);
-            self.key_material(&mut h);
-            h.update(nonce);
-            h.update((counter as u64).to_be_bytes());
-            let block = h.finalize();
-            out.extend(chunk.iter().zip(block.iter()).map(|(a, b)| a ^ b));
-        }
-        out
-    }
-
-    fn mac(&self, nonce: &[u8], expires_at: i64, ciphertext: &[u8]) -> Vec<u8> {
-        let mut h = Sha256::new();
-        h.update(MAC_TAG);
-        self.key_material(&mut h);
-        h.update(nonce);
-        h.update(expires_at.to_be_bytes());
-        h.update(ciphertext);
-        h.finalize().to_vec()
     }
 }
 
@@ -266,6 +287,19 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn cfg() -> AzureConfig {
+        AzureConfig {
+            tenant_id: "tenant-a".into(),
+            client_id: "client-a".into(),
+            client_secret: Secret::new("secret-a"),
+            authority_host: "https://login.microsoftonline.com".into(),
+            arm_endpoint: "https://management.azure.com".into(),
+        }
+    }
+
+    const NONCE: [u8; NONCE_LEN] = [7; NONCE_LEN];
 
     #[test]
     fn hex_round_trip_and_rejects_garbage() {
@@ -275,5 +309,111 @@ mod tests {
         assert!(from_hex("0").is_none());
         assert!(from_hex("zz").is_none());
         assert!(from_hex("é1").is_none());
+    }
+
+    #[test]
+    fn sealed_value_opens_with_the_same_configuration_only() {
+        let sealed = seal(&cfg(), "tok-123", 5000, NONCE).unwrap();
+        assert_eq!(open(&cfg(), &sealed), Some(("tok-123".to_string(), 5000)));
+        assert!(!String::from_utf8_lossy(&sealed).contains("tok-123"));
+
+        let mut other = cfg();
+        other.client_secret = Secret::new("secret-b");
+        assert_eq!(open(&other, &sealed), None, "another secret");
+        let mut other = cfg();
+        other.tenant_id = "tenant-b".into();
+        assert_eq!(open(&other, &sealed), None, "another tenant");
+        let mut other = cfg();
+        other.client_id = "client-b".into();
+        assert_eq!(open(&other, &sealed), None, "another client");
+        let mut other = cfg();
+        other.arm_endpoint = "https://management.chinacloudapi.cn".into();
+        assert_eq!(open(&other, &sealed), None, "another cloud");
+        // The length prefixes keep `tenant-a`+`client-a` apart from `tenant-ac`+`lient-a`.
+        let mut other = cfg();
+        other.tenant_id = "tenant-ac".into();
+        other.client_id = "lient-a".into();
+        assert_eq!(open(&other, &sealed), None, "shifted boundary");
+    }
+
+    #[test]
+    fn the_key_is_hkdf_sha256_of_the_secret_with_the_documented_salt_and_info() {
+        // Recompute the key from RFC 5869 by hand (HMAC-SHA256 extract, one expand block).
+        use sha2::Digest;
+        fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+            let mut k = [0u8; 64];
+            if key.len() > 64 {
+                k[..32].copy_from_slice(&Sha256::digest(key));
+            } else {
+                k[..key.len()].copy_from_slice(key);
+            }
+            let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).chain(data.iter().copied()).collect();
+            let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(Sha256::digest(&inner)).collect();
+            Sha256::digest(&outer).into()
+        }
+        let c = cfg();
+        let mut salt = Vec::new();
+        for part in [&c.tenant_id, &c.client_id, &c.authority_host, &c.arm_endpoint] {
+            salt.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            salt.extend_from_slice(part.as_bytes());
+        }
+        let prk = hmac(&salt, b"secret-a");
+        let okm = hmac(&prk, &[HKDF_INFO, &[1u8][..]].concat());
+        assert_eq!(cache_key(&c).unwrap().as_slice(), &okm);
+    }
+
+    #[test]
+    fn tampering_relabelling_and_old_formats_do_not_open() {
+        let sealed = seal(&cfg(), "tok-123", 5000, NONCE).unwrap();
+        let v: Value = serde_json::from_slice(&sealed).unwrap();
+        assert_eq!(v["v"], json!(2));
+        assert_eq!(v["nonce"].as_str().unwrap().len(), 2 * NONCE_LEN);
+        assert_eq!(v["tag"].as_str().unwrap().len(), 2 * TAG_LEN);
+
+        let edited = |f: &dyn Fn(&mut Value)| {
+            let mut v = v.clone();
+            f(&mut v);
+            open(&cfg(), v.to_string().as_bytes())
+        };
+        assert_eq!(edited(&|v| v["expires_at"] = json!(9_999_999)), None, "later expiry");
+        assert_eq!(edited(&|v| v["v"] = json!(3)), None, "another version");
+        assert_eq!(edited(&|v| v["v"] = json!(1)), None, "old version label");
+        assert_eq!(edited(&|v| v["nonce"] = json!("00".repeat(NONCE_LEN))), None, "another nonce");
+        assert_eq!(edited(&|v| v["nonce"] = json!("00".repeat(16))), None, "nonce of the wrong size");
+        assert_eq!(edited(&|v| v["tag"] = json!("00".repeat(32))), None, "tag of the wrong size");
+        assert_eq!(edited(&|v| v["tag"] = json!("zz")), None, "tag not hex");
+        let flipped = {
+            let mut c = v["ciphertext"].as_str().unwrap().to_string();
+            let first = if c.starts_with('0') { "1" } else { "0" };
+            c.replace_range(0..1, first);
+            c
+        };
+        assert_eq!(edited(&|v| v["ciphertext"] = json!(flipped.clone())), None, "flipped ciphertext");
+        assert_eq!(edited(&|v| v["ciphertext"] = json!("ab".repeat(MAX_SEALED_TOKEN + 1))), None, "oversized");
+        // The v1 shape (no version, 16-byte nonce, 32-byte SHA-256 tag) is a miss.
+        let v1 =
+            json!({"expires_at": 5000, "nonce": "11".repeat(16), "ciphertext": "22".repeat(7), "tag": "33".repeat(32)});
+        assert_eq!(open(&cfg(), v1.to_string().as_bytes()), None);
+        for garbage in [&b""[..], b"null", b"\xff{", b"{}", b"[1,2]"] {
+            assert_eq!(open(&cfg(), garbage), None);
+        }
+    }
+
+    #[test]
+    fn every_seal_draws_a_fresh_nonce() {
+        use crate::ports::World;
+        use crate::testing::http::ScriptedHttp;
+        use crate::testing::{MemKv, TestClock};
+        let (http, kv, clock) = (ScriptedHttp::new(), MemKv::new(), TestClock::at(1000));
+        let c = cfg();
+        let az = Azure::new(&c, World { http: &http, kv: &kv, clock: &clock });
+        az.store_token("tok-123", 9000);
+        let first: Value = serde_json::from_slice(&kv.get_string(TOKEN_KEY).unwrap().into_bytes()).unwrap();
+        az.store_token("tok-123", 9000);
+        let second: Value = serde_json::from_slice(&kv.get_string(TOKEN_KEY).unwrap().into_bytes()).unwrap();
+        assert_ne!(first["nonce"], second["nonce"]);
+        assert_ne!(first["ciphertext"], second["ciphertext"]);
+        assert_eq!(az.cached_token().map(|t| t.expose().to_string()).as_deref(), Some("tok-123"));
+        assert_eq!(http.count(), 0);
     }
 }
