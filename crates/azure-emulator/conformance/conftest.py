@@ -154,7 +154,7 @@ def front(tmp_path_factory):
 def default_modes(front):
     """Every test starts from the default modes (short LRO Retry-After), no faults, empty journal."""
     control("POST", "modes", {
-        "async_actions": False, "lro_polls": 0, "lro_secs": 0, "lro_outcome": "succeeded",
+        "async_actions": False, "async_body": "status", "lro_polls": 0, "lro_secs": 0, "lro_outcome": "succeeded",
         "lro_retry_after_secs": 1, "existing_name": "same_body_idempotent", "retry_after": "seconds",
         "updating_reads": 0, "updating_secs": 0, "scope_errors": False, "denied_actions": [],
     })

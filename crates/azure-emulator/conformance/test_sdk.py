@@ -93,6 +93,18 @@ def test_packet_capture_lifecycle_asynchronous(network):
     assert statuses == [202, 202]
 
 
+def test_query_status_202_with_an_empty_body(network):
+    """The usual ARM long-running answer: the SDK takes the status from the Location result."""
+    control("POST", "modes", {"async_actions": True, "async_body": "empty", "lro_polls": 1})
+    lifecycle(network, fresh_name(), capture_body())
+    statuses = [e["status"] for e in control("GET", "journal") if e["route"] == "capture_status"]
+    assert statuses == [202, 202]
+    # The SDK waits on Azure-AsyncOperation, then reads each result from the Location.
+    journal = control("GET", "journal")
+    assert [e["status"] for e in journal if e["route"] == "operation_result"].count(200) >= 2
+    assert any(e["route"] == "async_operation" for e in journal)
+
+
 def test_scale_set_capture(network):
     ss = VM.replace("virtualMachines/vm1", "virtualMachineScaleSets/ss1")
     name = fresh_name()

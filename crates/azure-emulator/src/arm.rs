@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::http::{Request, Response};
 use crate::model::{ArmId, Capture, OpKind, Operation, State, Vm, normalize_location};
-use crate::{ExistingName, Inner, LroOutcome, OsType, Route, routes, versions};
+use crate::{AsyncBody, ExistingName, Inner, LroOutcome, OsType, Route, routes, versions};
 
 /// api-version put in the URLs the emulator hands out.
 const NETWORK_API: &str = "2025-07-01";
@@ -206,8 +206,13 @@ fn capture_op(st: &mut State, host: &str, op: &str, at: CaptureAt<'_>, req: &Req
             }
             let c = c.clone();
             let op_id = new_operation(st, OpKind::QueryStatus(key));
-            // The recorded 202 answers carry the status fields too.
-            accepted(st, host, &c, &op_id, Response::json(202, &body))
+            let resp = match st.settings.config.modes.async_body {
+                // The recorded 202 answers carry the status fields too.
+                AsyncBody::Status => Response::json(202, &body),
+                // The usual ARM long-running answer: the result only comes from `Location`.
+                AsyncBody::Empty => Response::empty(202),
+            };
+            accepted(st, host, &c, &op_id, resp)
         }
         _ => {
             let Some(c) = st.captures.get_mut(&key) else {

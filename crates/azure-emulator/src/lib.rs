@@ -105,6 +105,18 @@ pub enum RetryAfterStyle {
     Absent,
 }
 
+/// What the `202` of an asynchronous `queryStatus` carries (with [`ArmModes::async_actions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsyncBody {
+    /// The status fields, as in answers recorded from the Network RP (the historical answer).
+    #[default]
+    Status,
+    /// No body at all, the usual ARM long-running answer: the status is only had from a GET of
+    /// the `Location` URL once the operation has finished (`202` with an empty body before).
+    Empty,
+}
+
 /// The end of a long-running operation.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,6 +142,8 @@ pub struct ArmModes {
     /// `queryStatus` and `stop` answer `202` with `Location` and `Azure-AsyncOperation`
     /// (real ARM has been recorded answering both ways). Default `false`: `200`.
     pub async_actions: bool,
+    /// What an asynchronous `queryStatus` `202` carries (default: the status fields).
+    pub async_body: AsyncBody,
     /// GETs of an operation URL that answer `InProgress` before the end (default 0).
     pub lro_polls: u32,
     /// Emulator-clock seconds an operation stays `InProgress` (default 0).
@@ -161,6 +175,7 @@ impl Default for ArmModes {
     fn default() -> Self {
         ArmModes {
             async_actions: false,
+            async_body: AsyncBody::Status,
             lro_polls: 0,
             lro_secs: 0,
             lro_outcome: LroOutcome::Succeeded,
@@ -428,6 +443,12 @@ impl Emulator {
     /// or `200` (`false`, the default).
     pub fn set_async_actions(&self, on: bool) {
         self.update_modes(|m| m.async_actions = on);
+    }
+
+    /// What an asynchronous `queryStatus` `202` carries: the status fields, or nothing (then
+    /// only the `Location` GET answers the status, once the operation has finished).
+    pub fn set_async_body(&self, body: AsyncBody) {
+        self.update_modes(|m| m.async_body = body);
     }
 
     /// Long-running operations answer `InProgress` for `polls` GETs and `secs` emulator

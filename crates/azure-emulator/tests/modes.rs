@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use azure_emulator::{Emulator, ExistingName, Fault, FaultKind, LroOutcome, OsType, RetryAfterStyle, VmssSpec, routes};
+use azure_emulator::{
+    AsyncBody, Emulator, ExistingName, Fault, FaultKind, LroOutcome, OsType, RetryAfterStyle, VmssSpec, routes,
+};
 use common::*;
 use serde_json::{Value, json};
 
@@ -191,6 +193,65 @@ fn async_actions_answer_202_and_operations_have_state() {
         ),
     );
     assert_eq!(unknown.status, 404);
+}
+
+#[test]
+fn async_query_status_with_an_empty_body_answers_only_through_location() {
+    let emu = seeded();
+    let tok = token(&emu);
+    let p = capture_path("quiet");
+    assert_eq!(arm(&emu, &tok, "PUT", &p, NET_API, Some(&capture_body(&vm_id("vm1"), 60))).unwrap().status, 201);
+    emu.advance_clock(Duration::from_secs(10));
+    emu.set_async_actions(true);
+    assert_eq!(emu.modes().async_body, AsyncBody::Status, "the historical answer stays the default");
+    emu.set_async_body(AsyncBody::Empty);
+    emu.update_modes(|m| m.lro_retry_after_secs = 7);
+
+    // Finished at once: 202 without a body, the status only from the Location GET.
+    emu.set_lro(0, 0, LroOutcome::Succeeded);
+    let q = arm(&emu, &tok, "POST", &format!("{p}/queryStatus"), NET_API, None).unwrap();
+    assert_eq!(q.status, 202);
+    assert!(q.body.is_empty(), "{:?}", String::from_utf8_lossy(&q.body));
+    assert_eq!(q.header("Retry-After"), Some("7"));
+    let loc = q.header("Location").unwrap().to_string();
+    let op = q.header("Azure-AsyncOperation").unwrap().to_string();
+    assert!(loc.contains("/operationResults/") && op.contains("/operations/"), "{loc} {op}");
+    let result = follow(&emu, &tok, &loc);
+    assert_eq!(result.status, 200);
+    assert_eq!(result.json()["packetCaptureStatus"], "Running");
+    // The operation URL says only that it is done.
+    let status = follow(&emu, &tok, &op).json();
+    assert_eq!(status["status"], "Succeeded");
+    assert!(status.get("packetCaptureStatus").is_none(), "{status}");
+
+    // Still running for 30 s: the Location answers an empty 202 until then, and the result is
+    // the capture's status when the operation ends (here past its time limit).
+    emu.set_lro(0, 30, LroOutcome::Succeeded);
+    let q = arm(&emu, &tok, "POST", &format!("{p}/queryStatus"), NET_API, None).unwrap();
+    assert!(q.status == 202 && q.body.is_empty());
+    let loc = q.header("Location").unwrap().to_string();
+    let pending = follow(&emu, &tok, &loc);
+    assert_eq!((pending.status, pending.body.is_empty()), (202, true));
+    assert_eq!(pending.header("Location"), Some(loc.as_str()));
+    assert_eq!(pending.header("Retry-After"), Some("7"));
+    emu.advance_clock(Duration::from_secs(60));
+    let done = follow(&emu, &tok, &loc);
+    assert_eq!(done.status, 200);
+    let v = done.json();
+    assert_eq!((v["packetCaptureStatus"].as_str(), v["stopReason"].as_str()), (Some("Stopped"), Some("TimeExceeded")));
+
+    // A stop is an empty 202 in both styles; the body style does not touch synchronous answers.
+    let s = arm(&emu, &tok, "POST", &format!("{p}/stop"), NET_API, None).unwrap();
+    assert_eq!((s.status, s.body.is_empty()), (202, true));
+    emu.set_async_actions(false);
+    let sync = arm(&emu, &tok, "POST", &format!("{p}/queryStatus"), NET_API, None).unwrap();
+    assert_eq!((sync.status, sync.json()["packetCaptureStatus"].as_str()), (200, Some("Stopped")));
+
+    // Over the control API.
+    let set = send(&emu, "POST", "/_emulator/modes", &[], br#"{"async_body":"status"}"#).unwrap();
+    assert_eq!((set.status, set.json()["async_body"].as_str()), (200, Some("status")));
+    assert_eq!(emu.modes().async_body, AsyncBody::Status);
+    assert_eq!(send(&emu, "POST", "/_emulator/modes", &[], br#"{"async_body":"nope"}"#).unwrap().status, 400);
 }
 
 #[test]

@@ -226,11 +226,17 @@ fn sample(rel: &str) -> Value {
 
 /// The common-schema sample made a fired alert on `vm` (no region in the payload).
 pub fn common_alert(vm: &str, alert: &str) -> Value {
+    common_alert_on(&vm_id(vm), alert)
+}
+
+/// The common-schema sample made a fired alert on any resource id (a VM, a scale set, one of
+/// its instances), lower-cased as Azure Monitor sends `alertTargetIDs`.
+pub fn common_alert_on(target_id: &str, alert: &str) -> Value {
     let mut v = sample("alerts/common.metric.vm.resolved.alerts-common-schema.json");
     let e = &mut v["data"]["essentials"];
     e["monitorCondition"] = json!("Fired");
     e["alertId"] = json!(format!("/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/{alert}"));
-    e["alertTargetIDs"] = json!([vm_id(vm).to_ascii_lowercase()]);
+    e["alertTargetIDs"] = json!([target_id.to_ascii_lowercase()]);
     e["alertRule"] = json!("tcp-segments-sent");
     v
 }
