@@ -895,8 +895,21 @@ const ROLE_ACTIONS: [&str; 16] = [
     "Microsoft.Storage/storageAccounts/listAccountSas/action",
 ];
 
+/// The actions of the second, subscription-scoped role: reading the status of the component's
+/// own asynchronous Network calls (operation URLs live at subscription scope).
+const OPERATION_ROLE_ACTIONS: [&str; 2] =
+    ["Microsoft.Network/locations/operations/read", "Microsoft.Network/locations/operationResults/read"];
+
 fn role() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/role-alert-packet-capture.json");
+    role_file("role-alert-packet-capture.json")
+}
+
+fn operation_role() -> Value {
+    role_file("role-alert-packet-capture-operations.json")
+}
+
+fn role_file(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("the role definition is JSON")
 }
@@ -926,6 +939,20 @@ fn the_custom_role_grants_exactly_the_documented_actions() {
     );
 }
 
+#[test]
+fn the_operation_role_grants_exactly_the_two_operation_reads_at_subscription_scope() {
+    let role = operation_role();
+    let actions = strings(&role["Actions"]);
+    assert_eq!(
+        actions.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        OPERATION_ROLE_ACTIONS.into_iter().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(actions.len(), 2, "duplicate actions");
+    assert_eq!(role["IsCustom"], true);
+    assert!(strings(&role["NotActions"]).is_empty());
+    assert_eq!(strings(&role["AssignableScopes"]), ["/subscriptions/00000000-0000-0000-0000-000000000000"]);
+}
+
 /// The RBAC action an ARM request needs, from its method and path.
 fn action_for(r: &OutboundRequest) -> Option<&'static str> {
     let path = r.url.strip_prefix(ARM)?.split('?').next()?.to_ascii_lowercase();
@@ -950,6 +977,12 @@ fn action_for(r: &OutboundRequest) -> Option<&'static str> {
         Method::Post if ends(&["packetcaptures", "", "stop"]) => {
             "Microsoft.Network/networkWatchers/packetCaptures/stop/action"
         }
+        Method::Get if ends(&["microsoft.network", "locations", "", "operations", ""]) => {
+            "Microsoft.Network/locations/operations/read"
+        }
+        Method::Get if ends(&["microsoft.network", "locations", "", "operationresults", ""]) => {
+            "Microsoft.Network/locations/operationResults/read"
+        }
         _ => return None,
     })
 }
@@ -957,7 +990,8 @@ fn action_for(r: &OutboundRequest) -> Option<&'static str> {
 fn every_arm_call_of_a_whole_flow_is_allowed_by_the_role(store: StoreBehaviour) {
     let app = new_app(store, &[]);
     whole_flow(&app);
-    let granted: BTreeSet<String> = strings(&role()["Actions"]).into_iter().collect();
+    let granted: BTreeSet<String> =
+        strings(&role()["Actions"]).into_iter().chain(strings(&operation_role()["Actions"])).collect();
     let mut used = BTreeSet::new();
     for r in app.http.requests().iter().filter(|r| r.url.starts_with(ARM)) {
         let action = action_for(r).unwrap_or_else(|| panic!("no known action for {} {}", r.method, r.url));
@@ -967,3 +1001,23 @@ fn every_arm_call_of_a_whole_flow_is_allowed_by_the_role(store: StoreBehaviour) 
     assert_eq!(used.len(), 7, "{used:?}");
 }
 store_matrix_cas!(every_arm_call_of_a_whole_flow_is_allowed_by_the_role);
+
+#[test]
+fn following_an_operation_url_needs_only_the_operation_role() {
+    let granted: BTreeSet<String> = strings(&operation_role()["Actions"]).into_iter().collect();
+    for (kind, action) in [
+        ("operations", "Microsoft.Network/locations/operations/read"),
+        ("operationResults", "Microsoft.Network/locations/operationResults/read"),
+    ] {
+        let request = OutboundRequest {
+            method: Method::Get,
+            url: format!(
+                "{ARM}/subscriptions/{SUB}/providers/Microsoft.Network/locations/westus/{kind}/op-1?{NETWORK_API}"
+            ),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        assert_eq!(action_for(&request), Some(action));
+        assert!(granted.contains(action), "{action}");
+    }
+}
