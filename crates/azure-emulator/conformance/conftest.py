@@ -156,7 +156,7 @@ def default_modes(front):
     control("POST", "modes", {
         "async_actions": False, "async_body": "status", "lro_polls": 0, "lro_secs": 0, "lro_outcome": "succeeded",
         "lro_retry_after_secs": 1, "existing_name": "same_body_idempotent", "retry_after": "seconds",
-        "updating_reads": 0, "updating_secs": 0, "scope_errors": False, "denied_actions": [],
+        "updating_reads": 0, "updating_secs": 0, "scope_errors": True, "denied_actions": [],
     })
     control("DELETE", "faults")
     control("DELETE", "journal")

@@ -162,7 +162,8 @@ pub struct ArmModes {
     /// Emulator-clock seconds a new capture stays `Updating` (default 0).
     pub updating_secs: u64,
     /// Answer `SubscriptionNotFound` / `ResourceGroupNotFound` (404) for a subscription or
-    /// resource group holding no seeded resource (default `false`: `ResourceNotFound`).
+    /// resource group holding no seeded resource, as ARM does (default `true`; `false` answers
+    /// `ResourceNotFound` instead).
     pub scope_errors: bool,
     /// Actions (e.g. `Microsoft.Network/networkWatchers/packetCaptures/write`, compared
     /// case-insensitively) answered `403 AuthorizationFailed`.
@@ -184,7 +185,7 @@ impl Default for ArmModes {
             retry_after: RetryAfterStyle::Seconds,
             updating_reads: 0,
             updating_secs: 0,
-            scope_errors: false,
+            scope_errors: true,
             denied_actions: Vec::new(),
             principal_object_id: DEFAULT_PRINCIPAL_OBJECT_ID.to_string(),
         }

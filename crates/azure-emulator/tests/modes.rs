@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use azure_emulator::{
-    AsyncBody, Emulator, ExistingName, Fault, FaultKind, LroOutcome, OsType, RetryAfterStyle, VmssSpec, routes,
+    AsyncBody, Emulator, EmulatorConfig, ExistingName, Fault, FaultKind, LroOutcome, OsType, RetryAfterStyle, VmssSpec,
+    routes,
 };
 use common::*;
 use serde_json::{Value, json};
@@ -372,14 +373,16 @@ fn authorization_and_scope_errors() {
         201
     );
 
-    // Scope errors: off by default.
+    // Scope errors: on by default, as ARM answers; switched off, a plain ResourceNotFound.
     let other_sub = vm_id("vm1").replace(SUB, "99999999-0000-0000-0000-000000000000");
     let other_rg = vm_id("vm1").replace("rg1", "rg-none");
+    emu.set_scope_errors(false);
     assert_eq!(
         arm(&emu, &tok, "GET", &other_rg, COMPUTE_API, None).unwrap().json()["error"]["code"],
         "ResourceNotFound"
     );
     emu.set_scope_errors(true);
+    assert!(EmulatorConfig::default().modes.scope_errors);
     let s = arm(&emu, &tok, "GET", &other_sub, COMPUTE_API, None).unwrap();
     assert_eq!((s.status, s.json()["error"]["code"].as_str()), (404, Some("SubscriptionNotFound")));
     let r = arm(&emu, &tok, "GET", &other_rg, COMPUTE_API, None).unwrap();
