@@ -106,6 +106,11 @@ impl ScriptedHttp {
         self.log.borrow().clone()
     }
 
+    /// Every request received so far as `"METHOD url"`, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.log.borrow().iter().map(|r| format!("{} {}", r.method, r.url)).collect()
+    }
+
     /// How many requests were received.
     pub fn count(&self) -> usize {
         self.log.borrow().len()
