@@ -267,3 +267,9 @@ pub fn sample_response(rel: &str, status: u16) -> OutboundResponse {
 pub fn sample_file_response(rel: &str, status: u16) -> OutboundResponse {
     ScriptedHttp::json(status, &sample_text(rel))
 }
+
+/// The access token of the successful token sample ([`crate::consts::TOKEN_OK`]).
+pub fn sample_token() -> String {
+    let doc = sample_json(crate::consts::TOKEN_OK);
+    doc["access_token"].as_str().unwrap_or_else(|| panic!("no access_token in the token sample")).to_string()
+}
