@@ -54,6 +54,11 @@ pub const MAX_PENDING_STATUS_SECS: i64 = 600;
 /// Wait before asking a pending status operation again when Azure gave no `Retry-After`.
 pub const PENDING_STATUS_WAIT: i64 = 10;
 
+/// How long a finished record whose notification was held back by wrong notification settings
+/// waits before it looks at the settings again. No delivery attempt is counted while they are
+/// wrong, so the notification goes out once they are fixed (within the retention).
+pub const NOTIFY_RECHECK_SECS: i64 = 15 * 60;
+
 /// Exponential back-off: 30 s, 60 s, 120 s … capped at an hour; `Retry-After` wins when longer.
 pub fn backoff(attempts: u32, retry_after: Option<u64>) -> i64 {
     let exp = 30i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(10)).min(3600);
@@ -335,11 +340,18 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
 fn step_terminal(ctx: &Ctx, rec: &mut CaptureRecord) {
     let now = ctx.now();
     let mut pending = false;
+    // When to look at the notification settings again, if they hold a notification back.
+    let mut recheck_at = None;
     if let Some(why) = ctx.cfg.notify.skip_reason()
         && !rec.notified
     {
-        // A wrong notification setting: say so on the record instead of sending.
+        // A wrong notification setting: say so on the record instead of sending, and stay due
+        // so that the notification goes out once the setting is fixed. Not past the retention:
+        // a record nobody fixed the settings for is then removed like any other.
         rec.notify_error = Some(why);
+        if rec.finished_at.is_none_or(|f| now < f.saturating_add(retention(ctx.cfg))) {
+            recheck_at = Some(now + NOTIFY_RECHECK_SECS);
+        }
     } else if let Some(target) = ctx.cfg.notify.target()
         && !rec.notified
         && rec.notify_attempts < ctx.cfg.max_attempts
@@ -376,7 +388,12 @@ fn step_terminal(ctx: &Ctx, rec: &mut CaptureRecord) {
             }
         }
     }
-    rec.next_check_at = pending.then(|| now + backoff(rec.notify_attempts.max(1), None));
+    let retry_at = pending.then(|| now + backoff(rec.notify_attempts.max(1), None));
+    // The earlier of the two: a clean-up retry soon, the settings looked at again later.
+    rec.next_check_at = match (retry_at, recheck_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
 }
 
 /// One step of the state machine. A record that becomes terminal is notified in the same step.

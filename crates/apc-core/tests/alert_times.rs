@@ -2,25 +2,20 @@
 //! them from, on the real samples in `testdata/azure-samples/alerts/`. Where each shape was
 //! seen is recorded in `timefmt`'s unit tests.
 
-use std::path::PathBuf;
-
 use apc_core::alert::{AlertError, parse};
 use apc_core::timefmt::rfc3339;
+use apc_testkit::alerts::{CLASSIC_SAMPLE, COMMON_SAMPLE, METRIC_SAMPLE};
+use apc_testkit::http::sample_json;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn sample(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/azure-samples/alerts").join(name);
-    serde_json::from_slice(&std::fs::read(&path).expect("sample")).expect("JSON")
-}
-
 /// (sample, JSON pointer of the fire time) for each schema.
 const FIELDS: [(&str, &str); 5] = [
-    ("common.metric.vm.resolved.alerts-common-schema.json", "/data/essentials/firedDateTime"),
-    ("noncommon.metric-static.storage.json", "/data/context/timestamp"),
-    ("classic.metric.website.alerts-webhooks.json", "/context/timestamp"),
-    ("noncommon.activitylog-admin.vm-restart.json", "/data/context/activityLog/eventTimestamp"),
-    ("noncommon.activitylog.servicehealth.json", "/data/context/activityLog/eventTimestamp"),
+    (COMMON_SAMPLE, "/data/essentials/firedDateTime"),
+    (METRIC_SAMPLE, "/data/context/timestamp"),
+    (CLASSIC_SAMPLE, "/context/timestamp"),
+    ("alerts/noncommon.activitylog-admin.vm-restart.json", "/data/context/activityLog/eventTimestamp"),
+    ("alerts/noncommon.activitylog.servicehealth.json", "/data/context/activityLog/eventTimestamp"),
 ];
 
 /// (as sent, UTC it means).
@@ -40,7 +35,7 @@ const SHAPES: [(&str, &str); 12] = [
 ];
 
 fn with_time(name: &str, pointer: &str, time: Value) -> Vec<u8> {
-    let mut v = sample(name);
+    let mut v = sample_json(name);
     *v.pointer_mut(pointer).unwrap_or_else(|| panic!("{name} has no {pointer}")) = time;
     serde_json::to_vec(&v).unwrap()
 }

@@ -3,14 +3,13 @@
 
 use apc_core::azure::{Azure, AzureError, CaptureParams, NETWORK_API_VERSION, StatusOutcome, TOKEN_KEY};
 use apc_core::config::{AzureConfig, Secret};
-use apc_core::origin::Origin;
-use apc_core::ports::{Method, OutboundRequest, TransportError, World};
+use apc_core::ports::{Method, OutboundRequest, TransportError};
 use apc_core::resource_id::{ResourceId, Target};
+use apc_testkit::azure::{AzureEnv, azure_config};
 use apc_testkit::consts::{ARM, CLIENT_ID, LOGIN, SUB, T0, TENANT, TOKEN_OK, token_url};
 use apc_testkit::http::{
-    ScriptedHttp, sample_body, sample_file_response, sample_json, sample_response, sample_text, with_header,
+    ScriptedHttp, sample_body, sample_file_response, sample_response, sample_text, sample_token, with_header,
 };
-use apc_testkit::{MemKv, TestClock};
 use serde_json::{Value, json};
 
 // A secret with every character form encoding must escape (the kit's base one has none).
@@ -19,54 +18,21 @@ const SECRET: &str = "s3cr3t~Value+with/odd=chars&more";
 const NW: &str = "network-watcher/";
 
 fn cfg_for(authority: &str, arm: &str) -> AzureConfig {
-    AzureConfig {
-        tenant_id: TENANT.to_string(),
-        client_id: CLIENT_ID.to_string(),
-        client_secret: Secret::new(SECRET),
-        authority_host: Origin::parse(authority).unwrap(),
-        arm_endpoint: Origin::parse(arm).unwrap(),
-    }
+    azure_config(SECRET, authority, arm)
 }
 
 fn cfg() -> AzureConfig {
     cfg_for(LOGIN, ARM)
 }
 
-struct Env {
-    http: ScriptedHttp,
-    kv: MemKv,
-    clock: TestClock,
-    cfg: AzureConfig,
+/// The ports at T0 with this file's configuration.
+fn new_env() -> AzureEnv {
+    AzureEnv::new(cfg(), T0)
 }
 
-impl Env {
-    fn new() -> Self {
-        Env { http: ScriptedHttp::new(), kv: MemKv::new(), clock: TestClock::at(T0), cfg: cfg() }
-    }
-    /// A fresh world whose first request will get a token.
-    fn ready() -> Self {
-        let env = Env::new();
-        env.token_once();
-        env
-    }
-    /// A client with the default configuration, as a new request would build it.
-    fn az(&self) -> Azure<'_> {
-        Azure::new(&self.cfg, self.world())
-    }
-    fn world(&self) -> World<'_> {
-        World { http: &self.http, kv: &self.kv, clock: &self.clock }
-    }
-    /// Script one successful token request (the Entra docs sample).
-    fn token_once(&self) {
-        self.http.expect(Method::Post, token_url(LOGIN, TENANT), sample_file_response(TOKEN_OK, 200));
-    }
-    fn token_requests(&self) -> usize {
-        self.http.requests().iter().filter(|r| r.url.contains("/oauth2/v2.0/token")).count()
-    }
-}
-
-fn sample_token() -> String {
-    sample_json(TOKEN_OK)["access_token"].as_str().unwrap().to_string()
+/// [`new_env`], with the first token request scripted.
+fn ready_env() -> AzureEnv {
+    AzureEnv::ready(cfg(), T0)
 }
 
 fn form(req: &OutboundRequest) -> Vec<(String, String)> {
@@ -111,7 +77,7 @@ fn assert_arm_headers(req: &OutboundRequest, token: &str, with_body: bool) {
 
 #[test]
 fn token_request_is_exact_and_the_second_call_does_not_reach_the_network() {
-    let env = Env::ready();
+    let env = ready_env();
     let az = env.az();
 
     let token = az.token().unwrap();
@@ -142,7 +108,7 @@ fn token_request_is_exact_and_the_second_call_does_not_reach_the_network() {
 
 #[test]
 fn scope_follows_the_arm_endpoint_in_the_china_cloud() {
-    let mut env = Env::new();
+    let mut env = new_env();
     env.cfg = cfg_for("https://login.chinacloudapi.cn", "https://management.chinacloudapi.cn");
     env.http.expect(
         Method::Post,
@@ -158,7 +124,7 @@ fn scope_follows_the_arm_endpoint_in_the_china_cloud() {
 
 #[test]
 fn tenant_is_percent_encoded_as_one_path_segment() {
-    let mut env = Env::new();
+    let mut env = new_env();
     env.cfg.tenant_id = "contoso/../x?y".to_string();
     env.http.expect(
         Method::Post,
@@ -171,7 +137,7 @@ fn tenant_is_percent_encoded_as_one_path_segment() {
 
 #[test]
 fn cached_token_is_used_until_a_minute_before_expiry_then_refreshed() {
-    let env = Env::ready();
+    let env = ready_env();
     env.az().token().unwrap();
 
     // expires_in is 3599: 100 s left is still good (a new client, as in a new request).
@@ -192,7 +158,7 @@ fn cached_token_is_used_until_a_minute_before_expiry_then_refreshed() {
 
 #[test]
 fn kv_never_holds_the_token_in_clear_and_a_rotated_secret_or_tampering_refetches() {
-    let env = Env::ready();
+    let env = ready_env();
     env.az().token().unwrap();
 
     let token = sample_token();
@@ -230,7 +196,7 @@ fn kv_never_holds_the_token_in_clear_and_a_rotated_secret_or_tampering_refetches
 }
 
 fn entra_failure(status: u16, body: &str) -> AzureError {
-    let env = Env::new();
+    let env = new_env();
     env.http.expect(Method::Post, token_url(LOGIN, TENANT), ScriptedHttp::json(status, body));
     let err = env.az().token().unwrap_err();
     assert!(env.kv.get_string(TOKEN_KEY).is_none(), "a failure is not cached");
@@ -292,7 +258,7 @@ fn synthetic_entra_errors_branch_on_codes_not_text() {
 
 #[test]
 fn vm_get_reads_location_os_and_no_agent_from_the_compute_sample() {
-    let env = Env::ready();
+    let env = ready_env();
     let vm = id(&format!(
         "/subscriptions/{SUB}/resourceGroups/myResourceGroup/providers/Microsoft.Compute/virtualMachines/myVM"
     ));
@@ -318,7 +284,7 @@ fn watcher_agent_is_found_by_publisher_and_type_whatever_its_name() {
         "name": "my-own-name",
         "properties": {"publisher": "microsoft.azure.networkwatcher", "type": "networkwatcheragentlinux", "typeHandlerVersion": "1.4"}
     }));
-    let env = Env::ready();
+    let env = ready_env();
     env.http.route(Method::Get, ARM, ScriptedHttp::json(200, &body.to_string()));
     assert!(env.az().get_vm(&vm_id()).unwrap().has_watcher_agent);
 
@@ -349,7 +315,7 @@ fn scale_set_and_instance_ids_get_the_scale_set() {
             "/subscriptions/{SUB}/resourceGroups/rg/providers/microsoft.compute/virtualmachinescalesets/ss/virtualmachines/3"
         ),
     ] {
-        let env = Env::ready();
+        let env = ready_env();
         env.http.expect(Method::Get, &url, ScriptedHttp::json(200, &vmss_body.to_string()));
         let info = env.az().get_vm(&id(&target)).unwrap();
         assert_eq!(info.location, "northeurope");
@@ -362,7 +328,7 @@ fn scale_set_and_instance_ids_get_the_scale_set() {
 #[test]
 fn a_vm_answer_without_location_or_json_is_transient() {
     for body in ["{}", "<html>gateway</html>"] {
-        let env = Env::ready();
+        let env = ready_env();
         env.http.route(Method::Get, ARM, ScriptedHttp::json(200, body));
         let err = env.az().get_vm(&vm_id()).unwrap_err();
         assert!(matches!(err, AzureError::Transient { .. }), "{body}: {err:?}");
@@ -373,7 +339,7 @@ fn a_vm_answer_without_location_or_json_is_transient() {
 
 #[test]
 fn watcher_list_is_matched_on_location_and_every_region_is_cached() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Get,
         list_url(),
@@ -407,7 +373,7 @@ fn watcher_list_is_matched_on_location_and_every_region_is_cached() {
 
 #[test]
 fn region_without_watcher_is_an_actionable_permanent_error() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Get,
         list_url(),
@@ -429,7 +395,7 @@ fn region_without_watcher_is_an_actionable_permanent_error() {
 fn watcher_list_2025_sample_ids_are_refused_and_a_derived_variant_matches() {
     // The 2025-07-01 example's subscription is the literal "subid": not a valid id, so skipped.
     let file = format!("{NW}NetworkWatcherListAll.2025-07-01.json");
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Get, list_url(), sample_response(&file, 200));
     let err = env.az().find_watcher(SUB, "westus").unwrap_err();
     assert_eq!(err.code(), Some("NetworkWatcherNotFound"));
@@ -437,7 +403,7 @@ fn watcher_list_2025_sample_ids_are_refused_and_a_derived_variant_matches() {
 
     // The same answer with a real subscription id matches.
     let derived = sample_body(&file, 200).replace("/subscriptions/subid/", &format!("/subscriptions/{SUB}/"));
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Get, list_url(), ScriptedHttp::json(200, &derived));
     assert_eq!(env.az().find_watcher(SUB, "westus").unwrap().name(), "nw2");
     env.http.assert_done();
@@ -462,7 +428,7 @@ fn next_link_is_followed_only_on_the_arm_host() {
     let good_next = format!(
         "{ARM}/subscriptions/{SUB}/providers/Microsoft.Network/networkWatchers?api-version=2025-07-01&$skiptoken=abc"
     );
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Get,
         list_url(),
@@ -488,7 +454,7 @@ fn next_link_is_followed_only_on_the_arm_host() {
         "http://management.azure.com/x",
         "https://management.azure.com:8443/x",
     ] {
-        let env = Env::ready();
+        let env = ready_env();
         env.http.expect(Method::Get, list_url(), ScriptedHttp::json(200, &page(&[("nw", "eastus")], Some(hostile))));
         let err = env.az().find_watcher(SUB, "uksouth").unwrap_err();
         assert_eq!(err.code(), Some("NetworkWatcherNotFound"), "{hostile}");
@@ -499,7 +465,7 @@ fn next_link_is_followed_only_on_the_arm_host() {
 
 #[test]
 fn watcher_pages_are_bounded() {
-    let env = Env::ready();
+    let env = ready_env();
     let next = format!("{ARM}/next?api-version=2025-07-01");
     env.http.route_always(Method::Get, ARM, ScriptedHttp::json(200, &page(&[("nw", "eastus")], Some(&next))));
     let err = env.az().find_watcher(SUB, "westus").unwrap_err();
@@ -529,7 +495,7 @@ fn create_sample() -> apc_core::ports::OutboundResponse {
 
 #[test]
 fn create_capture_for_a_vm_with_a_storage_account() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Put, capture_url("pc1", None), create_sample());
     let created = env.az().create_capture(&watcher(), "pc1", &params(Target::Vm(vm_id()))).unwrap();
     assert_eq!(created.provisioning_state.as_deref(), Some("Updating"));
@@ -558,7 +524,7 @@ fn create_capture_for_a_vm_with_a_storage_account() {
 
 #[test]
 fn create_capture_with_a_file_path_only() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Put, capture_url("apc-1", None), create_sample());
     let mut p = params(Target::Vm(vm_id()));
     p.storage_account_id = None;
@@ -574,7 +540,7 @@ fn create_capture_with_a_file_path_only() {
 
 #[test]
 fn create_capture_for_a_scale_set_instance_scopes_the_instance_id() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Put, capture_url("pc1", None), create_sample());
     let instance = id(&format!(
         "/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss/virtualMachines/3"
@@ -592,7 +558,7 @@ fn create_capture_for_a_scale_set_instance_scopes_the_instance_id() {
     assert_eq!(props["scope"], json!({"include": ["3"], "exclude": []}));
 
     // A whole scale set: no scope (both lists empty means every instance).
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Put, capture_url("pc1", None), create_sample());
     let vmss =
         id(&format!("/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss"));
@@ -604,7 +570,7 @@ fn create_capture_for_a_scale_set_instance_scopes_the_instance_id() {
 
 #[test]
 fn create_of_an_existing_capture_reads_it_back() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Put,
         capture_url("pc1", None),
@@ -627,7 +593,7 @@ fn create_of_an_existing_capture_reads_it_back() {
     env.http.assert_done();
 
     // A 409 for something else (the capture is not there) stays an error with ARM's words.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Put, capture_url("pc1", None), ScriptedHttp::arm_error(409, "Conflict", "another thing"));
     env.http.expect(
         Method::Get,
@@ -638,7 +604,7 @@ fn create_of_an_existing_capture_reads_it_back() {
     assert_eq!(err, AzureError::Permanent { status: 409, code: "Conflict".into(), message: "another thing".into() });
 
     // 409 RetryableErrorDueToAnotherOperation: wait, no read-back.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Put,
         capture_url("pc1", None),
@@ -649,8 +615,8 @@ fn create_of_an_existing_capture_reads_it_back() {
     env.http.assert_done();
 }
 
-fn status_from(response: apc_core::ports::OutboundResponse) -> (apc_core::azure::CaptureStatus, Env) {
-    let env = Env::ready();
+fn status_from(response: apc_core::ports::OutboundResponse) -> (apc_core::azure::CaptureStatus, AzureEnv) {
+    let env = ready_env();
     env.http.expect(Method::Post, capture_url("pc1", Some("queryStatus")), response);
     let status = match env.az().query_status(&watcher(), "pc1").unwrap() {
         StatusOutcome::Known(status) => status,
@@ -711,7 +677,7 @@ fn query_status_keeps_unknown_values_and_errors() {
     assert_eq!(s.capture_start(), None);
 
     // A 202 without a body is "ask again later", never a guess.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Post,
         capture_url("pc1", Some("queryStatus")),
@@ -724,7 +690,7 @@ fn query_status_keeps_unknown_values_and_errors() {
 
 #[test]
 fn get_capture_reads_the_sample() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Get,
         capture_url("pc1", None),
@@ -749,7 +715,7 @@ fn stop_and_delete_accept_their_sample_answers_without_following_location() {
         (Method::Delete, None, ScriptedHttp::arm_error(404, "NotFound", "gone")),
     ];
     for (method, action, response) in cases {
-        let env = Env::ready();
+        let env = ready_env();
         let status = response.status;
         env.http.expect(method, capture_url("pc1", action), response);
         let az = env.az();
@@ -763,7 +729,7 @@ fn stop_and_delete_accept_their_sample_answers_without_following_location() {
         env.http.assert_done();
     }
     // Stopping a capture that is gone is reported.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Post,
         capture_url("pc1", Some("stop")),
@@ -776,7 +742,7 @@ fn stop_and_delete_accept_their_sample_answers_without_following_location() {
 // ---------------------------------------------------------------- ARM errors
 
 fn get_capture_with(response: Result<apc_core::ports::OutboundResponse, TransportError>) -> AzureError {
-    let env = Env::ready();
+    let env = ready_env();
     match response {
         Ok(r) => env.http.expect(Method::Get, capture_url("pc1", None), r),
         Err(e) => env.http.expect_error(Method::Get, capture_url("pc1", None), e),
@@ -854,7 +820,7 @@ fn arm_errors_are_sorted_by_what_to_do() {
 
 #[test]
 fn a_401_refreshes_the_token_once_and_retries() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Get,
         capture_url("pc1", None),
@@ -878,7 +844,7 @@ fn a_401_refreshes_the_token_once_and_retries() {
     env.http.assert_done();
 
     // A second 401 is not retried again.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.route_always(Method::Get, ARM, ScriptedHttp::arm_error(401, "InvalidAuthenticationToken", "no"));
     env.http.route(Method::Post, LOGIN, sample_file_response(TOKEN_OK, 200));
     let err = env.az().get_capture(&watcher(), "pc1").unwrap_err();
@@ -889,13 +855,13 @@ fn a_401_refreshes_the_token_once_and_retries() {
 
 #[test]
 fn denied_hosts_name_the_variable() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect_error(Method::Get, capture_url("pc1", None), TransportError::Denied("management.azure.com".into()));
     let err = env.az().get_capture(&watcher(), "pc1").unwrap_err();
     assert!(matches!(err, AzureError::Config { variable: "azure_arm_endpoint", .. }), "{err:?}");
     assert!(!err.is_retryable());
 
-    let env = Env::new();
+    let env = new_env();
     env.http.expect_error(
         Method::Post,
         token_url(LOGIN, TENANT),
@@ -907,7 +873,7 @@ fn denied_hosts_name_the_variable() {
 
 #[test]
 fn unscripted_calls_fail_clearly_and_are_recorded() {
-    let env = Env::new();
+    let env = new_env();
     let err = env.az().token().unwrap_err();
     assert!(matches!(&err, AzureError::Transient { detail, .. } if detail.contains("unscripted POST")), "{err:?}");
     assert_eq!(env.http.unscripted(), vec![format!("POST {}", token_url(LOGIN, TENANT))]);

@@ -7,72 +7,26 @@ use apc_core::azure::{
     OperationKind, StatusOutcome, TOKEN_KEY,
 };
 use apc_core::config::{AzureConfig, Secret};
-use apc_core::origin::Origin;
 use apc_core::ports::{KvStore, Method, OutboundResponse, World};
 use apc_core::resource_id::{ResourceId, Target};
-use apc_testkit::http::{ScriptedHttp, sample_file_response, sample_json, with_header};
-use apc_testkit::{MemKv, TestClock};
+use apc_testkit::azure::{AzureEnv, azure_config};
+use apc_testkit::consts::{ARM, LOGIN, STORAGE_ID, SUB, TENANT, scale_set_id, token_url, vm_id};
+use apc_testkit::http::{ScriptedHttp, sample_token, with_header};
 use serde_json::{Value, json};
 
-const SUB: &str = "00000000-0000-0000-0000-000000000000";
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
+// A secret with every character form encoding must escape (the kit's base one has none).
 const SECRET: &str = "s3cr3t~Value+with/odd=chars&more";
-const ARM: &str = "https://management.azure.com";
-const LOGIN: &str = "https://login.microsoftonline.com";
-/// Sun, 06 Nov 1994 08:49:37 GMT.
+/// Sun, 06 Nov 1994 08:49:37 GMT: the instant of RFC 9110's HTTP-date example, which the
+/// Retry-After date tests read against.
 const T0: i64 = 784_111_777;
-const TOKEN_OK: &str = "token/client-credentials.success.entra-docs.json";
 
 fn cfg() -> AzureConfig {
-    AzureConfig {
-        tenant_id: TENANT.to_string(),
-        client_id: CLIENT.to_string(),
-        client_secret: Secret::new(SECRET),
-        authority_host: Origin::parse(LOGIN).unwrap(),
-        arm_endpoint: Origin::parse(ARM).unwrap(),
-    }
+    azure_config(SECRET, LOGIN, ARM)
 }
 
-struct Env {
-    http: ScriptedHttp,
-    kv: MemKv,
-    clock: TestClock,
-    cfg: AzureConfig,
-}
-
-impl Env {
-    fn new() -> Self {
-        Env { http: ScriptedHttp::new(), kv: MemKv::new(), clock: TestClock::at(T0), cfg: cfg() }
-    }
-    fn ready() -> Self {
-        let env = Env::new();
-        env.token_once();
-        env
-    }
-    fn az(&self) -> Azure<'_> {
-        Azure::new(&self.cfg, self.world())
-    }
-    fn world(&self) -> World<'_> {
-        World { http: &self.http, kv: &self.kv, clock: &self.clock }
-    }
-    fn token_once(&self) {
-        self.http.expect(Method::Post, token_url(), sample_file_response(TOKEN_OK, 200));
-    }
-    fn token_requests(&self) -> usize {
-        self.http.requests().iter().filter(|r| r.url.contains("/oauth2/v2.0/token")).count()
-    }
-    fn urls(&self) -> Vec<String> {
-        self.http.requests().iter().map(|r| format!("{} {}", r.method, r.url)).collect()
-    }
-}
-
-fn token_url() -> String {
-    format!("{LOGIN}/{TENANT}/oauth2/v2.0/token")
-}
-
-fn sample_token() -> String {
-    sample_json(TOKEN_OK)["access_token"].as_str().unwrap().to_string()
+/// The ports at T0 with this file's configuration, the first token request scripted.
+fn ready_env() -> AzureEnv {
+    AzureEnv::ready(cfg(), T0)
 }
 
 fn id(s: &str) -> ResourceId {
@@ -80,11 +34,11 @@ fn id(s: &str) -> ResourceId {
 }
 
 fn vm(name: &str) -> ResourceId {
-    id(&format!("/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachines/{name}"))
+    id(&vm_id("rg2", name))
 }
 
 fn vmss() -> ResourceId {
-    id(&format!("/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss"))
+    id(&scale_set_id("rg2", "ss"))
 }
 
 fn watcher() -> ResourceId {
@@ -102,7 +56,7 @@ fn capture_url(action: Option<&str>) -> String {
 
 #[test]
 fn a_cached_token_serves_later_requests_without_the_network() {
-    let env = Env::ready();
+    let env = ready_env();
     assert_eq!(env.az().token().unwrap().expose(), sample_token());
     let sealed: Value = serde_json::from_str(&env.kv.get_string(TOKEN_KEY).unwrap()).unwrap();
     assert_eq!(sealed["v"], json!(2));
@@ -133,22 +87,22 @@ fn v1_value(token: &str, expires_at: i64) -> Vec<u8> {
 }
 
 /// Puts something other than a token sealed for `cfg()` into the cache.
-type Prepare = Box<dyn Fn(&Env)>;
+type Prepare = Box<dyn Fn(&AzureEnv)>;
 
 #[test]
 fn old_format_garbled_or_foreign_values_are_a_miss_and_the_token_is_refetched() {
     let cases: Vec<(&str, Prepare)> = vec![
-        ("v1 format", Box::new(|env: &Env| env.kv.set(TOKEN_KEY, &v1_value("old-token", T0 + 3000)).unwrap())),
-        ("garbled", Box::new(|env: &Env| env.kv.set(TOKEN_KEY, b"\x00\xff{\"v\":2,").unwrap())),
+        ("v1 format", Box::new(|env: &AzureEnv| env.kv.set(TOKEN_KEY, &v1_value("old-token", T0 + 3000)).unwrap())),
+        ("garbled", Box::new(|env: &AzureEnv| env.kv.set(TOKEN_KEY, b"\x00\xff{\"v\":2,").unwrap())),
         (
             "another secret",
-            Box::new(|env: &Env| {
+            Box::new(|env: &AzureEnv| {
                 let mut other = cfg();
                 other.client_secret = Secret::new("the-previous-secret");
                 let http = ScriptedHttp::new();
                 http.expect(
                     Method::Post,
-                    token_url(),
+                    token_url(LOGIN, TENANT),
                     ScriptedHttp::json(200, r#"{"expires_in":3599,"access_token":"sealed-under-another-secret"}"#),
                 );
                 let world = World { http: &http, kv: &env.kv, clock: &env.clock };
@@ -158,7 +112,7 @@ fn old_format_garbled_or_foreign_values_are_a_miss_and_the_token_is_refetched() 
         ),
         (
             "another tenant",
-            Box::new(|env: &Env| {
+            Box::new(|env: &AzureEnv| {
                 let mut other = cfg();
                 other.tenant_id = "another-tenant".into();
                 let http = ScriptedHttp::new();
@@ -172,7 +126,7 @@ fn old_format_garbled_or_foreign_values_are_a_miss_and_the_token_is_refetched() 
         ),
     ];
     for (what, prepare) in cases {
-        let env = Env::ready();
+        let env = ready_env();
         prepare(&env);
         assert!(env.kv.get_string(TOKEN_KEY).is_some(), "{what}: something is cached");
         let token = env.az().token().unwrap();
@@ -199,7 +153,7 @@ fn retry_after_dates_are_read_against_the_worlds_clock() {
         ("not a date", 30),
     ];
     for (header, secs) in cases {
-        let env = Env::ready();
+        let env = ready_env();
         env.http.expect(
             Method::Get,
             capture_url(None),
@@ -210,7 +164,7 @@ fn retry_after_dates_are_read_against_the_worlds_clock() {
         assert!(matches!(err, AzureError::Throttled { .. }));
     }
     // The clock moves: the same date is a shorter wait later on.
-    let env = Env::ready();
+    let env = ready_env();
     env.clock.advance(50);
     env.http.expect(
         Method::Get,
@@ -262,7 +216,7 @@ fn accepted(headers: &[(&str, &str)]) -> OutboundResponse {
 
 #[test]
 fn an_empty_202_is_followed_to_its_location_on_the_arm_origin() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Post,
         capture_url(Some("queryStatus")),
@@ -279,7 +233,7 @@ fn an_empty_202_is_followed_to_its_location_on_the_arm_origin() {
     env.http.assert_done();
 
     // Retry-After: 0 still allows the GET; a 202 from the Location is asked once more.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Post,
         capture_url(Some("queryStatus")),
@@ -294,7 +248,7 @@ fn an_empty_202_is_followed_to_its_location_on_the_arm_origin() {
 
 #[test]
 fn following_is_bounded_and_leaves_the_answer_to_the_next_poll() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), accepted(&[("Location", &op_url())]));
     env.http.route_always(Method::Get, op_url(), accepted(&[("Retry-After", "0")]));
     // Still running after the GETs one request allows: handed back, not an error.
@@ -313,7 +267,7 @@ fn following_is_bounded_and_leaves_the_answer_to_the_next_poll() {
 
 #[test]
 fn a_retry_after_longer_than_the_request_can_wait_is_honoured_by_not_following() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Post,
         capture_url(Some("queryStatus")),
@@ -324,7 +278,7 @@ fn a_retry_after_longer_than_the_request_can_wait_is_honoured_by_not_following()
     assert_eq!(env.http.count(), 2);
 
     // Likewise a Location answer asking to wait stops the following, passing the wait on.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), accepted(&[("Location", &op_url())]));
     env.http.expect(Method::Get, op_url(), accepted(&[("Retry-After", "Sun, 06 Nov 1994 08:50:02 GMT")]));
     let outcome = env.az().query_status(&watcher(), "pc1").unwrap();
@@ -351,7 +305,7 @@ fn a_location_off_the_arm_origin_or_malformed_is_never_followed() {
     ];
     for location in hostile {
         for header in ["Location", "Azure-AsyncOperation"] {
-            let env = Env::ready();
+            let env = ready_env();
             env.http.route_always(Method::Get, "", ScriptedHttp::json(200, STOPPED));
             env.http.expect(Method::Post, capture_url(Some("queryStatus")), accepted(&[(header, &location)]));
             let err = env.az().query_status(&watcher(), "pc1").unwrap_err();
@@ -364,7 +318,7 @@ fn a_location_off_the_arm_origin_or_malformed_is_never_followed() {
 
 #[test]
 fn a_bodiless_202_without_location_is_ask_again_later() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), ScriptedHttp::empty(202));
     let err = env.az().query_status(&watcher(), "pc1").unwrap_err();
     assert_eq!(
@@ -377,7 +331,7 @@ fn a_bodiless_202_without_location_is_ask_again_later() {
     assert_eq!(env.http.count(), 2);
 
     // An unreadable body is the same as none.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), ScriptedHttp::json(202, "<html>"));
     assert!(env.az().query_status(&watcher(), "pc1").unwrap_err().is_retryable());
     assert_eq!(env.http.count(), 2);
@@ -386,7 +340,7 @@ fn a_bodiless_202_without_location_is_ask_again_later() {
 #[test]
 fn azure_async_operation_is_used_only_without_location() {
     // InProgress, then Succeeded without a result: one fresh queryStatus.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Post,
         capture_url(Some("queryStatus")),
@@ -399,7 +353,7 @@ fn azure_async_operation_is_used_only_without_location() {
     env.http.assert_done();
 
     // Succeeded with the result in `properties`: no second queryStatus.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(
         Method::Post,
         capture_url(Some("queryStatus")),
@@ -419,7 +373,7 @@ fn azure_async_operation_is_used_only_without_location() {
 
     // Failed and Canceled carry the operation's error, and are safe to ask again.
     for (status, code) in [("Failed", "InternalServerError"), ("Canceled", "Canceled")] {
-        let env = Env::ready();
+        let env = ready_env();
         env.http.expect(
             Method::Post,
             capture_url(Some("queryStatus")),
@@ -435,7 +389,7 @@ fn azure_async_operation_is_used_only_without_location() {
     }
 
     // Succeeded every time and queryStatus always 202: bounded (two POSTs, two GETs).
-    let env = Env::ready();
+    let env = ready_env();
     env.http.route_always(
         Method::Post,
         capture_url(Some("queryStatus")),
@@ -444,20 +398,20 @@ fn azure_async_operation_is_used_only_without_location() {
     env.http.route_always(Method::Get, async_url(), ScriptedHttp::json(200, r#"{"status":"Succeeded"}"#));
     let err = env.az().query_status(&watcher(), "pc1").unwrap_err();
     assert!(err.is_retryable());
-    assert_eq!(env.urls().iter().filter(|u| u.starts_with("POST https://management")).count(), 2);
-    assert_eq!(env.urls().iter().filter(|u| u.starts_with("GET")).count(), 2);
+    assert_eq!(env.http.calls().iter().filter(|u| u.starts_with("POST https://management")).count(), 2);
+    assert_eq!(env.http.calls().iter().filter(|u| u.starts_with("GET")).count(), 2);
 }
 
 #[test]
 fn a_gone_operation_url_is_not_a_gone_capture() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), accepted(&[("Location", &op_url())]));
     env.http.expect(Method::Get, op_url(), ScriptedHttp::arm_error(404, "NotFound", "operation expired"));
     let err = env.az().query_status(&watcher(), "pc1").unwrap_err();
     assert!(matches!(err, AzureError::Transient { .. }), "{err:?}");
 
     // A throttled Location keeps its Retry-After.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Post, capture_url(Some("queryStatus")), accepted(&[("Location", &op_url())]));
     env.http.expect(
         Method::Get,
@@ -472,7 +426,7 @@ fn a_gone_operation_url_is_not_a_gone_capture() {
 fn stop_and_delete_202s_are_accepted_without_following() {
     let headers = [("Location", op_url()), ("Azure-AsyncOperation", async_url())];
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Post, capture_url(Some("stop")), accepted(&headers));
     env.az().stop_capture(&watcher(), "pc1").unwrap();
     env.http.expect(Method::Delete, capture_url(None), accepted(&headers));
@@ -490,9 +444,7 @@ fn params(target: Target) -> CaptureParams {
         bytes_per_packet: 0,
         bytes_per_session: 1_073_741_824,
         filters: Vec::new(),
-        storage_account_id: Some(id(&format!(
-            "/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Storage/storageAccounts/pcstore"
-        ))),
+        storage_account_id: Some(id(STORAGE_ID)),
         file_path: None,
     }
 }
@@ -520,7 +472,7 @@ fn existing(target: &ResourceId, target_type: &str, scope: Option<Value>, time_l
 
 #[test]
 fn an_idempotent_201_is_adopted_without_a_read() {
-    let env = Env::ready();
+    let env = ready_env();
     let body = existing(&vm("vm1"), "AzureVM", None, 300);
     env.http.expect(Method::Put, capture_url(None), OutboundResponse { status: 201, ..body });
     let az = env.az();
@@ -545,7 +497,7 @@ fn a_409_or_400_already_exists_reads_the_capture_back_and_adopts_ours() {
     ];
     for refusal in refusals {
         let what = String::from_utf8_lossy(&refusal.body).into_owned();
-        let env = Env::ready();
+        let env = ready_env();
         env.http.expect(Method::Put, capture_url(None), refusal);
         env.http.expect(Method::Get, capture_url(None), existing(&vm("vm1"), "AzureVM", None, 300));
         let created = env.az().create_capture(&watcher(), "pc1", &params(Target::Vm(vm("vm1")))).expect(&what);
@@ -555,7 +507,7 @@ fn a_409_or_400_already_exists_reads_the_capture_back_and_adopts_ours() {
     }
 
     // Scale sets: the whole set, and one instance, are ours when the scope says so.
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Put, capture_url(None), ScriptedHttp::arm_error(409, "Conflict", "exists"));
     env.http.expect(
         Method::Get,
@@ -564,7 +516,7 @@ fn a_409_or_400_already_exists_reads_the_capture_back_and_adopts_ours() {
     );
     assert!(env.az().create_capture(&watcher(), "pc1", &params(Target::Vmss(vmss()))).unwrap().already_existed);
     let instance = Target::from_id(&id(&format!("{vmss}/virtualMachines/3", vmss = vmss()))).unwrap();
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Put, capture_url(None), ScriptedHttp::arm_error(409, "Conflict", "exists"));
     env.http.expect(
         Method::Get,
@@ -586,7 +538,7 @@ fn a_same_name_capture_on_another_target_is_a_permanent_error_naming_it() {
         (instance("3"), existing(&vmss(), "AzureVMSS", Some(json!({})), 300), "whole scale set"),
     ];
     for (target, found, names) in cases {
-        let env = Env::ready();
+        let env = ready_env();
         env.http.expect(
             Method::Put,
             capture_url(None),
@@ -604,7 +556,7 @@ fn a_same_name_capture_on_another_target_is_a_permanent_error_naming_it() {
 
 #[test]
 fn other_400s_are_not_read_back_and_a_missing_capture_keeps_arms_words() {
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Put, capture_url(None), ScriptedHttp::arm_error(400, "InvalidRequestFormat", "bad filter"));
     let err = env.az().create_capture(&watcher(), "pc1", &params(Target::Vm(vm("vm1")))).unwrap_err();
     assert_eq!(
@@ -613,7 +565,7 @@ fn other_400s_are_not_read_back_and_a_missing_capture_keeps_arms_words() {
     );
     assert_eq!(env.http.count(), 2);
 
-    let env = Env::ready();
+    let env = ready_env();
     env.http.expect(Method::Put, capture_url(None), ScriptedHttp::arm_error(400, "ResourceAlreadyExists", "exists"));
     env.http.expect(Method::Get, capture_url(None), ScriptedHttp::arm_error(404, "NotFound", "no"));
     let err = env.az().create_capture(&watcher(), "pc1", &params(Target::Vm(vm("vm1")))).unwrap_err();

@@ -186,3 +186,23 @@ fn a_disagreement_is_reported_by_name() {
     let names: Vec<&str> = problems.iter().map(|p| p.split(':').next().unwrap()).collect();
     assert_eq!(names, ["poll_batch", "retention_hours", "webhook_keys", "notify_token"], "{problems:?}");
 }
+
+/// The test kit's base configuration sets every required variable and only variables the
+/// component reads, so the suites built on it test the configuration a deployment has.
+#[test]
+fn the_test_kits_base_configuration_is_a_complete_one() {
+    let base = apc_testkit::consts::base_vars();
+    let mut problems: Vec<String> = base
+        .0
+        .keys()
+        .filter(|n| !VARIABLES.iter().any(|v| v.name == n.as_str()))
+        .map(|n| format!("{n}: set by the kit but the component does not read it"))
+        .collect();
+    for v in VARIABLES.iter().filter(|v| v.default == DefaultValue::Required) {
+        if base.0.get(v.name).is_none_or(String::is_empty) {
+            problems.push(format!("{}: required but not set by the kit", v.name));
+        }
+    }
+    problems.sort();
+    assert!(problems.is_empty(), "the kit's base configuration:\n{}", problems.join("\n"));
+}

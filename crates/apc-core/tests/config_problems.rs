@@ -2,100 +2,37 @@
 //! never blocks a capture; problems are shown to authenticated callers (and, by name, on
 //! `/healthz`) only; answers are the same bytes they always were.
 
-use apc_core::api::{self, ApiRequest, ApiResponse};
-use apc_core::ports::{Method, World};
-use apc_core::store;
-use apc_testkit::http::{ScriptedHttp, sample_json};
-use apc_testkit::{MapVars, MemKv, TestClock};
+use apc_core::advance::NOTIFY_RECHECK_SECS;
+use apc_core::api::ApiResponse;
+use apc_core::ports::Method;
+use apc_testkit::alerts::{classic_vm_alert, common_vm_alert};
+use apc_testkit::app::capture_id;
+use apc_testkit::consts::{
+    CAPTURE_DELETE, CAPTURE_GET, CAPTURE_STATUS_STOPPED, KEY, NOTIFY_HOST, T0, capture_url, status_url,
+};
+use apc_testkit::http::{ScriptedHttp, sample_response};
+use apc_testkit::{StoreBehaviour, TestApp, store_matrix, store_matrix_cas};
 use serde_json::{Value, json};
 
-const SUB: &str = "00000000-0000-0000-0000-000000000000";
-const KEY: &str = "webhook-key-0123456789";
-const HOOKS: &str = "https://hooks.example.com";
-const NOTIFY: &str = "https://hooks.example.com/apc/events-t0ken";
-const T0: i64 = 1_780_000_000;
+/// The notification URL, with a path part that must never be shown (`t0ken`).
+const NOTIFY_SECRET_PATH: &str = "https://hooks.example.com/apc/events-t0ken";
 
-struct Env {
-    http: ScriptedHttp,
-    kv: MemKv,
-    clock: TestClock,
-    vars: MapVars,
+/// The base configuration with one active capture at most, on `store`, with `overrides`. The
+/// receiver takes every notification; Azure is left unscripted (unreachable), so accepted
+/// alerts stay queued.
+fn new_app(store: StoreBehaviour, overrides: Overrides) -> TestApp {
+    let app = TestApp::builder()
+        .store(store)
+        .vars(&[("notify_url", NOTIFY_SECRET_PATH), ("max_active_captures", "1"), ("max_records", "10")])
+        .vars(overrides)
+        .build();
+    app.route_notifications();
+    app
 }
 
-impl Env {
-    /// A valid configuration (one active capture at most) with `overrides`.
-    fn with(overrides: &[(&str, &str)]) -> Self {
-        let mut vars = MapVars::from_pairs(&[
-            ("azure_tenant_id", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
-            ("azure_client_id", "11111111-2222-3333-4444-555555555555"),
-            ("azure_client_secret", "client-secret-value"),
-            ("webhook_keys", KEY),
-            (
-                "storage_account_id",
-                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg2/providers/Microsoft.Storage/storageAccounts/pcstore",
-            ),
-            ("notify_url", NOTIFY),
-            ("notify_host", HOOKS),
-            ("max_active_captures", "1"),
-            ("max_records", "10"),
-        ]);
-        for (k, v) in overrides {
-            vars.set(k, v);
-        }
-        let http = ScriptedHttp::new();
-        // The receiver takes every notification; Azure is left unscripted (unreachable), so
-        // accepted alerts stay queued.
-        http.route_always(Method::Post, HOOKS, ScriptedHttp::empty(200));
-        Env { http, kv: MemKv::new(), clock: TestClock::at(T0), vars }
-    }
-
-    fn send(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> (ApiResponse, Value) {
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-        if let Some(k) = key {
-            headers.push(("x-api-key".to_string(), k.to_string()));
-        }
-        let req = ApiRequest {
-            method: method.into(),
-            path: path.into(),
-            headers,
-            body: body.to_vec(),
-            request_id: "t".into(),
-            ..Default::default()
-        };
-        let world = World { http: &self.http, kv: &self.kv, clock: &self.clock };
-        let resp = api::handle(&req, &self.vars, world);
-        let v = serde_json::from_slice(&resp.body).expect("JSON body");
-        (resp, v)
-    }
-
-    fn call(&self, method: &str, path: &str) -> (ApiResponse, Value) {
-        self.send(method, path, Some(KEY), b"")
-    }
-
-    fn alert(&self, vm: &str) -> (ApiResponse, Value) {
-        self.send("POST", "/alerts", Some(KEY), &serde_json::to_vec(&vm_alert(vm)).unwrap())
-    }
-
-    fn record(&self, id: &str) -> Value {
-        serde_json::from_str(&self.kv.get_string(&store::record_key(id)).expect("record stored")).unwrap()
-    }
-
-    fn notifications(&self) -> usize {
-        self.http.requests().iter().filter(|r| r.url.starts_with(HOOKS)).count()
-    }
-}
-
-/// The classic sample, made an alert on `vm` (region in the payload, so no VM read is needed).
-fn vm_alert(vm: &str) -> Value {
-    let mut v = sample_json("alerts/classic.metric.website.alerts-webhooks.json");
-    let rid = format!("/subscriptions/{SUB}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachines/{vm}");
-    v["context"]["resourceId"] = json!(rid);
-    v["context"]["resourceType"] = json!("Microsoft.Compute/virtualMachines");
-    v["context"]["resourceRegion"] = json!("westus");
-    v["context"]["subscriptionId"] = json!(SUB);
-    v["context"]["id"] =
-        json!(format!("/subscriptions/{SUB}/resourceGroups/rg2/providers/microsoft.insights/alertrules/rule-{vm}"));
-    v
+/// A fired classic alert on `vm` (region in the payload, so no VM read is needed).
+fn alert(app: &TestApp, vm: &str) -> (ApiResponse, Value) {
+    app.post_alert(&classic_vm_alert(vm, &format!("rule-{vm}")))
 }
 
 /// Variables to set, for one case.
@@ -107,30 +44,29 @@ fn problem_names(v: &Value) -> Vec<String> {
 
 /// Two alerts with one active slot: the first is queued, the second skipped, which is
 /// terminal and due for a notification at once. Returns both answers.
-fn two_alerts(env: &Env) -> (Value, Value) {
-    let (first, a) = env.alert("vm-a");
+fn two_alerts(app: &TestApp) -> (Value, Value) {
+    let (first, a) = alert(app, "vm-a");
     assert_eq!(first.status, 202, "{a}");
-    let (second, b) = env.alert("vm-b");
+    let (second, b) = alert(app, "vm-b");
     assert_eq!(second.status, 200, "{b}");
     assert_eq!(b["skipped"], "limit", "{b}");
     (a, b)
 }
 
-#[test]
-fn with_correct_settings_the_skipped_alert_is_notified() {
+fn with_correct_settings_the_skipped_alert_is_notified(store: StoreBehaviour) {
     // The control for the test below: the same steps do send a notification.
-    let env = Env::with(&[]);
-    let (_, b) = two_alerts(&env);
-    let rec = env.record(b["captures"][0]["id"].as_str().unwrap());
+    let app = new_app(store, &[]);
+    let (_, b) = two_alerts(&app);
+    let rec = app.record(&capture_id(&b));
     assert_eq!(rec["notified"], true, "{rec}");
-    assert_eq!(env.notifications(), 1);
+    assert_eq!(app.notifications().len(), 1);
     assert!(rec["notify_error"].is_null(), "{rec}");
     let errors = rec["errors"].as_array().unwrap();
     assert!(!errors.iter().any(|e| e.as_str().unwrap().starts_with("notifications are off")), "{rec}");
 }
+store_matrix_cas!(with_correct_settings_the_skipped_alert_is_notified);
 
-#[test]
-fn wrong_notification_settings_never_block_a_capture() {
+fn wrong_notification_settings_never_block_a_capture(store: StoreBehaviour) {
     let cases: &[(Overrides, &[&str])] = &[
         (&[("notify_host", "https://other.example.com")], &["notify_host"]),
         (&[("notify_host", "https://hooks.example.com/path")], &["notify_host"]),
@@ -141,16 +77,16 @@ fn wrong_notification_settings_never_block_a_capture() {
     ];
     for (overrides, names) in cases {
         let what = format!("{overrides:?}");
-        let env = Env::with(overrides);
-        let (a, b) = two_alerts(&env);
+        let app = new_app(store, overrides);
+        let (a, b) = two_alerts(&app);
 
         // The capture was recorded and is on its way (Azure is unreachable here, so it waits).
         assert_eq!(a["captures"][0]["state"], "queued", "{what}: {a}");
-        let queued = env.record(a["captures"][0]["id"].as_str().unwrap());
+        let queued = app.record(&capture_id(&a));
         assert_eq!(queued["state"], "queued", "{what}");
 
         // Both records, and the answers, say that notifications are off and which settings to fix.
-        for (answer, rec) in [(&a, &queued), (&b, &env.record(b["captures"][0]["id"].as_str().unwrap()))] {
+        for (answer, rec) in [(&a, &queued), (&b, &app.record(&capture_id(&b)))] {
             let errors: Vec<&str> = rec["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
             let note = errors.iter().find(|e| e.starts_with("notifications are off")).unwrap_or_else(|| {
                 panic!("{what}: no note in {errors:?}");
@@ -162,7 +98,7 @@ fn wrong_notification_settings_never_block_a_capture() {
         }
 
         // The skipped record was due for a notification: it was not sent, and says why.
-        let skipped = env.record(b["captures"][0]["id"].as_str().unwrap());
+        let skipped = app.record(&capture_id(&b));
         assert_eq!(skipped["state"], "skipped", "{what}");
         assert_eq!(skipped["notified"], false, "{what}");
         assert_eq!(skipped["notify_attempts"], 0, "{what}");
@@ -171,12 +107,12 @@ fn wrong_notification_settings_never_block_a_capture() {
         for name in *names {
             assert!(why.contains(name), "{what}: {why}");
         }
-        assert_eq!(env.notifications(), 0, "{what}");
+        assert_eq!(app.notifications().len(), 0, "{what}");
 
         // Keyed routes work; /healthz is degraded and names the settings, never their values.
-        assert_eq!(env.call("POST", "/poll").0.status, 200, "{what}");
-        assert_eq!(env.call("GET", "/captures").0.status, 200, "{what}");
-        let (resp, h) = env.send("GET", "/healthz", None, b"");
+        assert_eq!(app.poll().0.status, 200, "{what}");
+        assert_eq!(app.call("GET", "/captures", b"").0.status, 200, "{what}");
+        let (resp, h) = app.call_with_key("GET", "/healthz", None, b"");
         assert_eq!((resp.status, h["status"].as_str()), (200, Some("degraded")), "{what}");
         assert_eq!(problem_names(&h), *names, "{what}");
         let text = String::from_utf8_lossy(&resp.body);
@@ -185,76 +121,76 @@ fn wrong_notification_settings_never_block_a_capture() {
         }
     }
 }
+store_matrix_cas!(wrong_notification_settings_never_block_a_capture);
 
-#[test]
-fn an_unauthenticated_caller_learns_nothing_about_the_configuration() {
-    let env = Env::with(&[("capture_time_limit_seconds", "0"), ("azure_client_secret", "")]);
+fn an_unauthenticated_caller_learns_nothing_about_the_configuration(store: StoreBehaviour) {
+    let app = new_app(store, &[("capture_time_limit_seconds", "0"), ("azure_client_secret", "")]);
     for key in [None, Some("wrong-key-0123456789")] {
         for (method, path) in [("POST", "/alerts"), ("POST", "/poll"), ("GET", "/captures"), ("GET", "/captures/x")] {
-            let (resp, v) = env.send(method, path, key, b"{}");
+            let (resp, v) = app.call_with_key(method, path, key, b"{}");
             assert_eq!(resp.status, 401, "{method} {path} {key:?}: {v}");
             let text = String::from_utf8_lossy(&resp.body);
             assert!(!text.contains("capture_time_limit_seconds") && !text.contains("azure_client_secret"), "{text}");
         }
     }
     // With the key, the problem is shown, by name.
-    let (resp, v) = env.call("POST", "/poll");
+    let (resp, v) = app.poll();
     assert_eq!(resp.status, 500, "{v}");
     assert_eq!(problem_names(&v), ["azure_client_secret", "capture_time_limit_seconds"]);
-    assert_eq!(env.kv.counts().total(), 0);
-    assert_eq!(env.http.count(), 0);
+    assert_eq!(app.counts().total(), 0);
+    assert_eq!(app.http.count(), 0);
 }
+store_matrix!(an_unauthenticated_caller_learns_nothing_about_the_configuration: Strict, SpinSqlite, SpinRedis, Eventual);
 
-#[test]
-fn without_a_usable_key_keyed_routes_still_fail_closed() {
-    let env = Env::with(&[("webhook_keys", "short"), ("capture_time_limit_seconds", "0")]);
+fn without_a_usable_key_keyed_routes_still_fail_closed(store: StoreBehaviour) {
+    let app = new_app(store, &[("webhook_keys", "short"), ("capture_time_limit_seconds", "0")]);
     for key in [None, Some(KEY), Some("short")] {
-        let (resp, v) = env.send("POST", "/poll", key, b"");
+        let (resp, v) = app.call_with_key("POST", "/poll", key, b"");
         assert_eq!(resp.status, 500, "{key:?}: {v}");
         assert_eq!(v["title"], "Configuration error");
         assert_eq!(problem_names(&v), ["webhook_keys", "capture_time_limit_seconds"]);
     }
-    assert_eq!(env.kv.counts().total(), 0);
+    assert_eq!(app.counts().total(), 0);
 }
+store_matrix!(without_a_usable_key_keyed_routes_still_fail_closed: Strict, SpinSqlite, SpinRedis, Eventual);
 
-#[test]
-fn a_notification_only_problem_is_not_a_500_even_with_others_fixed_later() {
+fn a_notification_only_problem_is_not_a_500_even_with_others_fixed_later(store: StoreBehaviour) {
     // Broken notification settings plus a broken capture setting: 500 names both; fixing the
     // capture setting alone brings the routes back.
-    let mut env = Env::with(&[("notify_format", "pager"), ("poll_batch", "0")]);
-    let (resp, v) = env.call("POST", "/poll");
+    let mut app = new_app(store, &[("notify_format", "pager"), ("poll_batch", "0")]);
+    let (resp, v) = app.poll();
     assert_eq!(resp.status, 500);
     assert_eq!(problem_names(&v), ["poll_batch", "notify_format"]);
-    env.vars.set("poll_batch", "20");
-    let (resp, v) = env.call("POST", "/poll");
+    app.set_var("poll_batch", "20");
+    let (resp, v) = app.poll();
     assert_eq!(resp.status, 200, "{v}");
 }
+store_matrix!(a_notification_only_problem_is_not_a_500_even_with_others_fixed_later: Strict, SpinSqlite, SpinRedis, Eventual);
 
 /// The answers are typed now; their bytes are what they were (keys in sorted order).
-#[test]
-fn answers_keep_their_exact_bytes() {
-    let env = Env::with(&[]);
-    let (resp, _) = env.send("GET", "/healthz", None, b"");
+fn answers_keep_their_exact_bytes(store: StoreBehaviour) {
+    let app = new_app(store, &[]);
+    let (resp, _) = app.call_with_key("GET", "/healthz", None, b"");
     assert_eq!(
         String::from_utf8(resp.body).unwrap(),
         format!(r#"{{"problems":[],"status":"ok","version":"{}"}}"#, env!("CARGO_PKG_VERSION"))
     );
-    let (resp, _) = env.call("POST", "/poll");
+    let (resp, _) = app.poll();
     assert_eq!(String::from_utf8(resp.body).unwrap(), r#"{"advanced":0,"due":0,"next_check_at":null}"#);
-    let (resp, _) = env.call("GET", "/captures");
+    let (resp, _) = app.call("GET", "/captures", b"");
     assert_eq!(String::from_utf8(resp.body).unwrap(), r#"{"captures":[],"total":0}"#);
-    let (resp, _) = env.call("GET", "/nowhere");
+    let (resp, _) = app.call("GET", "/nowhere", b"");
     assert_eq!(
         String::from_utf8(resp.body).unwrap(),
         r#"{"detail":"No such route. Routes: POST /alerts, POST /poll, GET /captures, GET /captures/{id}, POST /captures/{id}/stop, GET /healthz.","status":404,"title":"Not found","type":"tag:alert-packet-capture,2026:problem/not-found"}"#
     );
-    let broken = Env::with(&[("poll_batch", "0")]);
-    let (resp, _) = broken.call("POST", "/poll");
+    let broken = new_app(store, &[("poll_batch", "0")]);
+    let (resp, _) = broken.poll();
     assert_eq!(
         String::from_utf8(resp.body).unwrap(),
         r#"{"detail":"The component is not configured correctly; fix these Spin variables: poll_batch","problems":[{"message":"must be a whole number from 1 to 1000","variable":"poll_batch"}],"status":500,"title":"Configuration error","type":"tag:alert-packet-capture,2026:problem/configuration"}"#
     );
-    let (resp, _) = broken.send("GET", "/healthz", None, b"");
+    let (resp, _) = broken.call_with_key("GET", "/healthz", None, b"");
     assert_eq!(
         String::from_utf8(resp.body).unwrap(),
         format!(
@@ -263,10 +199,10 @@ fn answers_keep_their_exact_bytes() {
         )
     );
     // An alert answer: sorted keys at every level, optional members only when set.
-    let (_, a) = env.alert("vm-a");
-    let (resp, _) = env.alert("vm-a");
+    let (_, a) = alert(&app, "vm-a");
+    let (resp, _) = alert(&app, "vm-a");
     let text = String::from_utf8(resp.body).unwrap();
-    let id = a["captures"][0]["id"].as_str().unwrap();
+    let id = capture_id(&a);
     let prefix = format!(
         r#"{{"alert_id":"{}","captures":[{{"id":"{id}","state":"queued","status_url":"/captures/{id}","vm":"#,
         a["alert_id"].as_str().unwrap()
@@ -290,3 +226,119 @@ fn answers_keep_their_exact_bytes() {
     let positions: Vec<usize> = keys.iter().map(|k| text.find(&format!("\"{k}\":")).unwrap()).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "keys out of order: {text}");
 }
+store_matrix_cas!(answers_keep_their_exact_bytes, SpinRedis);
+
+/// A record that finished while `notify_host` was wrong stays due: the settings are looked at
+/// again every `NOTIFY_RECHECK_SECS` without counting an attempt, and once they are fixed the
+/// next re-check sends the notification, once.
+fn a_notification_held_back_by_a_wrong_setting_is_sent_once_it_is_fixed(store: StoreBehaviour) {
+    let mut app = new_app(store, &[("notify_host", "https://other.example.com")]);
+    let (_, b) = two_alerts(&app);
+    let id = capture_id(&b);
+    let rec = app.record(&id);
+    assert_eq!(rec["state"], "skipped", "{rec}");
+    assert_eq!(rec["notified"], false, "{rec}");
+    assert!(rec["notify_error"].as_str().is_some_and(|e| e.starts_with("not sent")), "{rec}");
+    assert_eq!(rec["next_check_at"], json!(T0 + NOTIFY_RECHECK_SECS), "kept due: {rec}");
+    assert_eq!(app.notifications().len(), 0);
+
+    // Before the re-check: the record is not due, nothing is sent.
+    app.clock.set(T0 + NOTIFY_RECHECK_SECS - 1);
+    assert_eq!(app.poll().0.status, 200);
+    assert_eq!(app.record(&id), rec, "untouched before its re-check");
+    assert_eq!(app.notifications().len(), 0);
+
+    // At the re-check, still wrong: nothing sent, no attempt counted, due again later.
+    app.clock.set(T0 + NOTIFY_RECHECK_SECS);
+    let (resp, v) = app.poll();
+    assert_eq!(resp.status, 200, "{v}");
+    assert!(v["advanced_ids"].is_null(), "the answer keeps its shape: {v}");
+    let rec = app.record(&id);
+    assert_eq!(rec["notified"], false, "{rec}");
+    assert_eq!(rec["notify_attempts"], 0, "{rec}");
+    assert!(rec["notify_error"].as_str().is_some_and(|e| e.starts_with("not sent")), "{rec}");
+    assert_eq!(rec["next_check_at"], json!(T0 + 2 * NOTIFY_RECHECK_SECS), "{rec}");
+    assert_eq!(app.notifications().len(), 0);
+
+    // Fixed, but before the next re-check: still nothing.
+    app.set_var("notify_host", NOTIFY_HOST);
+    app.clock.set(T0 + 2 * NOTIFY_RECHECK_SECS - 1);
+    assert_eq!(app.poll().0.status, 200);
+    assert_eq!(app.notifications().len(), 0);
+    assert_eq!(app.record(&id)["notified"], false);
+
+    // After the re-check time: exactly one notification, for the skipped record.
+    app.clock.set(T0 + 2 * NOTIFY_RECHECK_SECS);
+    assert_eq!(app.poll().0.status, 200);
+    let sent = app.notifications();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].url, NOTIFY_SECRET_PATH);
+    let note: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(note["type"], "capture.skipped");
+    assert_eq!(note["capture"]["id"], id.as_str());
+    let rec = app.record(&id);
+    assert_eq!(rec["notified"], true, "{rec}");
+    assert!(rec["notify_error"].is_null(), "cleared: {rec}");
+    assert_eq!(rec["notify_attempts"], 1, "{rec}");
+    assert_eq!(rec["next_check_at"], Value::Null, "nothing left to do: {rec}");
+
+    // Later polls send nothing more.
+    app.clock.advance(10 * NOTIFY_RECHECK_SECS);
+    assert_eq!(app.poll().0.status, 200);
+    assert_eq!(app.notifications().len(), 1);
+}
+store_matrix_cas!(a_notification_held_back_by_a_wrong_setting_is_sent_once_it_is_fixed);
+
+/// A finished capture whose clean-up failed is tried again on the back-off, not at the later
+/// settings re-check; once the clean-up is done, the re-check is what keeps it due.
+fn a_cleanup_retry_comes_before_the_settings_recheck(store: StoreBehaviour) {
+    let app = TestApp::builder().store(store).var("notify_host", "https://other.example.com").build();
+    app.script_cold_path();
+    let (resp, v) = app.post_alert(&common_vm_alert());
+    assert_eq!(resp.status, 202, "{v}");
+    let id = capture_id(&v);
+    app.http.clear_log();
+
+    // It stops; the clean-up DELETE is throttled.
+    app.clock.set(T0 + 31);
+    app.http.expect(Method::Post, status_url(&id), sample_response(CAPTURE_STATUS_STOPPED, 200));
+    app.http.expect(Method::Get, capture_url(&id), sample_response(CAPTURE_GET, 200));
+    app.http.expect(Method::Delete, capture_url(&id), ScriptedHttp::arm_error(503, "ServiceUnavailable", "busy"));
+    assert_eq!(app.poll().0.status, 200);
+    app.http.assert_done();
+    let rec = app.record(&id);
+    assert_eq!(rec["state"], "succeeded", "{rec}");
+    assert_eq!(rec["azure_deleted"], false, "{rec}");
+    assert!(rec["notify_error"].as_str().is_some_and(|e| e.starts_with("not sent")), "{rec}");
+    assert_eq!(rec["next_check_at"], json!(T0 + 31 + 30), "the clean-up back-off, the earlier: {rec}");
+
+    // The retry deletes it; the record stays due for the settings re-check only.
+    app.clock.set(T0 + 61);
+    app.http.expect(Method::Delete, capture_url(&id), sample_response(CAPTURE_DELETE, 204));
+    assert_eq!(app.poll().0.status, 200);
+    app.http.assert_done();
+    let rec = app.record(&id);
+    assert_eq!(rec["azure_deleted"], true, "{rec}");
+    assert_eq!(rec["next_check_at"], json!(T0 + 61 + NOTIFY_RECHECK_SECS), "{rec}");
+    assert_eq!(rec["notify_attempts"], 0, "{rec}");
+    assert!(app.notifications().is_empty());
+}
+store_matrix_cas!(a_cleanup_retry_comes_before_the_settings_recheck);
+
+/// Nobody fixes the settings: the re-checks end at the retention, and the record is removed
+/// like any other finished one.
+fn an_unfixed_setting_keeps_a_record_no_longer_than_the_retention(store: StoreBehaviour) {
+    let app = new_app(store, &[("notify_host", "https://other.example.com"), ("retention_hours", "1")]);
+    let (_, b) = two_alerts(&app);
+    let id = capture_id(&b);
+    let mut t = T0;
+    while app.kv.get_string(&apc_core::store::record_key(&id)).is_some() {
+        assert!(t <= T0 + 3600 + NOTIFY_RECHECK_SECS, "still kept at {t}: {}", app.record(&id));
+        t += NOTIFY_RECHECK_SECS;
+        app.clock.set(t);
+        assert_eq!(app.poll().0.status, 200);
+    }
+    assert!(t >= T0 + 3600, "removed at {t}, before the retention");
+    assert!(app.notifications().is_empty());
+}
+store_matrix_cas!(an_unfixed_setting_keeps_a_record_no_longer_than_the_retention);

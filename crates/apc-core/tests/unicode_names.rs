@@ -2,11 +2,11 @@
 //! percent-encoded as UTF-8 in URLs and decoded back, compared case-insensitively; and non-ASCII
 //! still refused everywhere else in an id.
 
+use apc_core::azure::COMPUTE_API_VERSION;
 use apc_core::resource_id::{ResourceId, Scope, Target, arm_url, fold_case, same_name};
+use apc_testkit::consts::{ARM, SUB, vm_id};
 use proptest::prelude::*;
 use proptest::sample::select;
-
-const SUB: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Letters and digits of several scripts and categories (Lu, Ll, Lt, Lm, Lo, Nd), ASCII
 /// punctuation ARM allows, and cased letters whose case changes.
@@ -24,7 +24,7 @@ fn group() -> impl Strategy<Value = String> {
 }
 
 fn vm_in(rg: &str) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/vm1")
+    vm_id(rg, "vm1")
 }
 
 fn percent_decode(s: &str) -> String {
@@ -65,8 +65,8 @@ proptest! {
         let id = ResourceId::parse(&text).expect("an allowed group name");
         prop_assert_eq!(id.resource_group(), rg.as_str());
         prop_assert_eq!(ResourceId::parse(&id.to_string()), Ok(id.clone()));
-        let url = arm_url("https://management.azure.com", &id.path_segments(), "2025-04-01");
-        let path = url.strip_prefix("https://management.azure.com/").unwrap().split('?').next().unwrap();
+        let url = arm_url(ARM, &id.path_segments(), COMPUTE_API_VERSION);
+        let path = url.strip_prefix(ARM).and_then(|p| p.strip_prefix('/')).unwrap().split('?').next().unwrap();
         prop_assert!(path.is_ascii(), "{}", url);
         let decoded: Vec<String> = path.split('/').map(percent_decode).collect();
         prop_assert_eq!(decoded, id.path_segments());

@@ -13,12 +13,13 @@
 use std::cell::Cell;
 
 use apc_core::api::{self, ApiRequest, ApiResponse};
-use apc_core::ports::{KvStore, Method, World};
+use apc_core::ports::{KvStore, Method, OutboundRequest, World};
 use apc_core::store;
 use serde_json::Value;
 
 use crate::consts::{
-    self, CAPTURE_CREATE, KEY, NW2, T0, TOKEN_OK, TOKEN_URL, VM_GET, VM1_URL, WATCHER_LIST, WATCHERS_URL,
+    self, CAPTURE_CREATE, CAPTURE_DELETE, CAPTURE_GET, KEY, NOTIFY, NOTIFY_HOST, NW2, T0, TOKEN_OK, TOKEN_URL, VM_GET,
+    VM1_URL, WATCHER_LIST, WATCHERS_URL, capture_url,
 };
 use crate::http::{ScriptedHttp, sample_file_response, sample_response};
 use crate::kv::{KvCounts, MemKv, Staleness, StoreBehaviour};
@@ -115,18 +116,36 @@ impl TestApp {
 
     /// A request carrying this app's key (`x-api-key`) and a JSON content type.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> ApiRequest {
+        self.request_with_key(method, path, Some(&self.key), body)
+    }
+
+    /// A request with a JSON content type and `key` as `x-api-key` (`None`: no key at all).
+    pub fn request_with_key(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> ApiRequest {
         let mut r = request(method, path);
         r.headers.push(("content-type".into(), "application/json".into()));
-        r.headers.push(("x-api-key".into(), self.key.clone()));
+        if let Some(key) = key {
+            r.headers.push(("x-api-key".into(), key.to_string()));
+        }
         r.body = body.to_vec();
         r
     }
 
     /// A keyed request; returns the answer and its body parsed as JSON (panics when it is not).
     pub fn call(&self, method: &str, path: &str, body: &[u8]) -> (ApiResponse, Value) {
-        let resp = self.send(&self.request(method, path, body));
+        self.call_with_key(method, path, Some(self.key.as_str()), body)
+    }
+
+    /// [`call`](Self::call) with `key` instead of this app's (`None`: an unauthenticated caller).
+    pub fn call_with_key(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> (ApiResponse, Value) {
+        let resp = self.send(&self.request_with_key(method, path, key, body));
         let v = body_json(&resp);
         (resp, v)
+    }
+
+    /// Change a variable between requests (the next request reads it; an empty value unsets it
+    /// as Spin does).
+    pub fn set_var(&mut self, name: &str, value: &str) {
+        self.vars.set(name, value);
     }
 
     /// `POST /alerts` with `alert`.
@@ -154,6 +173,31 @@ impl TestApp {
     pub fn record(&self, id: &str) -> Value {
         let raw = self.kv.get_string(&store::record_key(id)).unwrap_or_else(|| panic!("no record stored for {id}"));
         serde_json::from_str(&raw).unwrap_or_else(|e| panic!("record {id} is not JSON: {e}"))
+    }
+
+    /// Write the stored record of capture `id` as a test would tamper with it (outside any
+    /// request: every later request sees it).
+    pub fn put_record(&self, id: &str, rec: &Value) {
+        let bytes = serde_json::to_vec(rec).unwrap_or_else(|e| panic!("record {id} does not serialise: {e}"));
+        self.kv.set(&store::record_key(id), &bytes).unwrap_or_else(|e| panic!("cannot store record {id}: {e}"));
+    }
+
+    /// A notification receiver at [`NOTIFY_HOST`] that takes every notification (`200`).
+    pub fn route_notifications(&self) {
+        self.http.route_always(Method::Post, NOTIFY_HOST, ScriptedHttp::empty(200));
+    }
+
+    /// The requests sent to [`NOTIFY_HOST`] so far (since the log was last cleared).
+    pub fn notifications(&self) -> Vec<OutboundRequest> {
+        self.http.requests().into_iter().filter(|r| r.url.starts_with(NOTIFY_HOST)).collect()
+    }
+
+    /// Expect, next in order, the end of a stopped capture `id` on watcher `nw2`: the `GET` for
+    /// its file, the notification (`200`) and the `DELETE` of the capture resource.
+    pub fn script_finish(&self, id: &str) {
+        self.http.expect(Method::Get, capture_url(id), sample_response(CAPTURE_GET, 200));
+        self.http.expect(Method::Post, NOTIFY, ScriptedHttp::empty(200));
+        self.http.expect(Method::Delete, capture_url(id), sample_response(CAPTURE_DELETE, 204));
     }
 
     /// Expect, next in order, one successful token request (the Entra docs sample).

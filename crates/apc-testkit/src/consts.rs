@@ -61,6 +61,16 @@ pub const CAPTURE_STOP: &str = "network-watcher/PacketCaptureStop.2026-03-01.jso
 /// Sample: a capture deleted.
 pub const CAPTURE_DELETE: &str = "network-watcher/PacketCaptureDelete.2026-03-01.json";
 
+/// The URL of capture `name` on watcher [`NW2`].
+pub fn capture_url(name: &str) -> String {
+    format!("{NW2}/{name}?{NETWORK_API}")
+}
+
+/// The `queryStatus` URL of capture `name` on watcher [`NW2`].
+pub fn status_url(name: &str) -> String {
+    format!("{NW2}/{name}/queryStatus?{NETWORK_API}")
+}
+
 /// The id of VM `name` in resource group `rg` of [`SUB`].
 pub fn vm_id(rg: &str, name: &str) -> String {
     format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}")

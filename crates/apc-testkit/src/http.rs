@@ -106,6 +106,11 @@ impl ScriptedHttp {
         self.log.borrow().clone()
     }
 
+    /// Every request received so far as `"METHOD url"`, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.log.borrow().iter().map(|r| format!("{} {}", r.method, r.url)).collect()
+    }
+
     /// How many requests were received.
     pub fn count(&self) -> usize {
         self.log.borrow().len()
@@ -261,4 +266,10 @@ pub fn sample_response(rel: &str, status: u16) -> OutboundResponse {
 /// such as the token and REST-doc samples).
 pub fn sample_file_response(rel: &str, status: u16) -> OutboundResponse {
     ScriptedHttp::json(status, &sample_text(rel))
+}
+
+/// The access token of the successful token sample ([`crate::consts::TOKEN_OK`]).
+pub fn sample_token() -> String {
+    let doc = sample_json(crate::consts::TOKEN_OK);
+    doc["access_token"].as_str().unwrap_or_else(|| panic!("no access_token in the token sample")).to_string()
 }

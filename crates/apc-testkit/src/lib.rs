@@ -8,10 +8,12 @@
 //! - [`consts`]: the base configuration's values (subscription, tenant, keys, URLs, sample files).
 //! - [`alerts`]: alert payloads built from the real samples, for a given VM or scale set.
 //! - [`app`]: [`TestApp`], one component instance over [`apc_core::api::handle`].
+//! - [`azure`]: [`azure::AzureEnv`], the ports for driving the Azure client directly.
 //! - [`store_matrix!`]: run one scenario once per store behaviour.
 
 pub mod alerts;
 pub mod app;
+pub mod azure;
 pub mod consts;
 pub mod http;
 pub mod kv;
@@ -117,16 +119,46 @@ macro_rules! store_matrix {
 /// (`apc_core::store`): it holds on the strict and SQLite stores; on the Redis and eventual
 /// stores it is ignored, with the assumption that breaks. Scenarios move to a plain
 /// `store_matrix!` as the rebuilt state layer makes them hold.
+///
+/// `store_matrix_cas!(name, SpinRedis)`: the scenario also holds on the Redis store (what it
+/// asserts does not depend on the swap's reply); only the eventual store is ignored.
 #[macro_export]
 macro_rules! store_matrix_cas {
     ($scenario:ident) => {
         $crate::store_matrix!($scenario:
             Strict,
             SpinSqlite,
-            #[ignore = "Redis CAS reports failure after writing: the core reads the record create (CAS on absent) as a lost race (duplicate) and store::update retries into Contention (503); only the Spin adapter re-reads"]
+            #[ignore = $crate::redis_cas_reason!()]
             SpinRedis,
-            #[ignore = "no atomics: store::ensure_index's increment and store::update's compare-and-swap fail, so any request that writes state answers 503"]
+            #[ignore = $crate::eventual_no_atomics_reason!()]
             Eventual,
         );
+    };
+    ($scenario:ident, SpinRedis) => {
+        $crate::store_matrix!($scenario:
+            Strict,
+            SpinSqlite,
+            SpinRedis,
+            #[ignore = $crate::eventual_no_atomics_reason!()]
+            Eventual,
+        );
+    };
+}
+
+/// Why a scenario that writes state cannot hold on [`StoreBehaviour::SpinRedis`] today.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! redis_cas_reason {
+    () => {
+        "Redis CAS reports failure after writing: the core reads the record create (CAS on absent) as a lost race (duplicate) and store::update retries into Contention (503); only the Spin adapter re-reads"
+    };
+}
+
+/// Why a scenario that writes state cannot hold on [`StoreBehaviour::Eventual`] today.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! eventual_no_atomics_reason {
+    () => {
+        "no atomics: store::ensure_index's increment and store::update's compare-and-swap fail, so any request that writes state answers 503"
     };
 }
