@@ -388,7 +388,10 @@ fn step_terminal(ctx: &Ctx, rec: &mut CaptureRecord) {
             }
         }
     }
-    let retry_at = pending.then(|| now + backoff(rec.notify_attempts.max(1), None));
+    // Back off by whichever of the two has been tried more (a failing DELETE must slow down even
+    // when no notification is being retried).
+    let tries = rec.notify_attempts.max(rec.cleanup_attempts).max(1);
+    let retry_at = pending.then(|| now + backoff(tries, None));
     // The earlier of the two: a clean-up retry soon, the settings looked at again later.
     rec.next_check_at = match (retry_at, recheck_at) {
         (Some(a), Some(b)) => Some(a.min(b)),
