@@ -253,8 +253,8 @@ mod tests {
         // No zone at all: .NET DateTime of unspecified kind; Azure keeps UTC.
         ("2018-08-23T19:06:35.999", "2018-08-23T19:06:35Z", "no zone (issue 8's list)"),
         ("2018-08-23T19:06:35", "2018-08-23T19:06:35Z", "no zone, no fraction"),
-        // Lower case t and z (RFC 3339 §5.6 allows them).
-        ("2019-03-22t13:58:24.3713213z", "2019-03-22T13:58:24Z", "lower-case t and z (RFC 3339 §5.6)"),
+        // Lower case t and z (RFC 3339 section 5.6 allows them).
+        ("2019-03-22t13:58:24.3713213z", "2019-03-22T13:58:24Z", "lower-case t and z (RFC 3339 section 5.6)"),
         // A space for the T.
         ("2023-06-07 08:06:56Z", "2023-06-07T08:06:56Z", "Entra ID error timestamp (samples/token/error.AADSTS90002…)"),
         // US-style, from Windows' culture.

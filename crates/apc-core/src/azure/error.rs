@@ -107,7 +107,7 @@ pub(crate) fn one_line(s: &str, max: usize) -> String {
 
 /// Seconds from a Retry-After header, relative to `now` (Unix seconds, from the World's clock).
 ///
-/// Both forms of RFC 9110 §10.2.3 are read: delta-seconds, and an HTTP-date (IMF-fixdate, or
+/// Both forms of RFC 9110 section 10.2.3 are read: delta-seconds, and an HTTP-date (IMF-fixdate, or
 /// the obsolete RFC 850 and asctime forms). A date in the past means "now" (0). A huge value,
 /// in either form, is capped at [`MAX_RETRY_AFTER_SECS`]; only an unreadable value gives
 /// [`DEFAULT_RETRY_AFTER_SECS`].
