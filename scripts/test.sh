@@ -23,7 +23,7 @@ echo "== running the tests"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-APC_WASM="$PWD/$wasm" cargo test --workspace --all-targets "$@" 2>&1 | tee "$log" || status=$?
+APC_WASM="$PWD/$wasm" cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 
 echo "== conformance: the emulator under the official Azure SDK for Python"
 pylog=$(mktemp)
