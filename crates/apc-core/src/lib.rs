@@ -17,6 +17,7 @@
 //! - [`advance`]: following captures across invocations (SPEC §7).
 //! - [`notify`]: notifications (SPEC §8).
 //! - [`api`]: routes, authentication, problem+json answers (SPEC §2, §11).
+//! - [`summary`]: what a capture file says: a traffic summary (issue 10).
 
 pub mod advance;
 pub mod alert;
@@ -31,6 +32,7 @@ pub mod ports;
 pub mod record;
 pub mod resource_id;
 pub mod store;
+pub mod summary;
 #[cfg(test)]
 mod testing;
 pub mod timefmt;
