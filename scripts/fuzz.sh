@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Fuzz the two parsers that read untrusted input, with libFuzzer through cargo-fuzz:
-#   alert_parse  apc_core::alert::parse on arbitrary bytes (seeded with every alert sample)
-#   resource_id  ResourceId::parse / Scope::parse on arbitrary strings (seeded with the ids
-#                found in the samples)
+# Fuzz the parsers that read untrusted input, with libFuzzer through cargo-fuzz:
+#   alert_parse      apc_core::alert::parse on arbitrary bytes (seeded with every alert sample)
+#   resource_id      ResourceId::parse / Scope::parse on arbitrary strings (seeded with the ids
+#                    found in the samples)
+#   capture_summary  summary::Summarizer on arbitrary bytes (seeded with a pcap and a pcapng
+#                    header, so the fuzzer starts inside the record parsers)
 #
 # Usage: scripts/fuzz.sh [runs-per-target] [target...]
 #   scripts/fuzz.sh                     # 1,000,000 executions of each target
@@ -12,7 +14,8 @@
 # cargo-fuzz builds with nightly-only rustc flags (-Z sanitizer=address, -Z ...); the machine has
 # the stable toolchain, so RUSTC_BOOTSTRAP=1 lets stable rustc accept them. Any crash is kept in
 # fuzz/artifacts/<target>/ (git-ignored) and must become a regression test in
-# crates/apc-core/tests/security.rs. The corpus lives in a temporary directory and is not kept.
+# crates/apc-core/tests/security.rs (capture_summary: crates/apc-core/src/summary/tests.rs).
+# The corpus lives in a temporary directory and is not kept.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +23,7 @@ samples="$root/testdata/azure-samples"
 runs=${1:-1000000}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(alert_parse resource_id)
+[ ${#targets[@]} -gt 0 ] || targets=(alert_parse resource_id capture_summary)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
@@ -30,7 +33,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/fuzz/target}"
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/alert_parse" "$corpus/resource_id"
+mkdir -p "$corpus/alert_parse" "$corpus/resource_id" "$corpus/capture_summary"
+# A little-endian microsecond pcap header (Ethernet), and a pcapng section header block.
+printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00\x01\x00\x00\x00' \
+  >"$corpus/capture_summary/pcap-header"
+printf '\x0a\x0d\x0d\x0a\x1c\x00\x00\x00\x4d\x3c\x2b\x1a\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x1c\x00\x00\x00' \
+  >"$corpus/capture_summary/pcapng-shb"
 cp "$samples"/alerts/*.json "$corpus/alert_parse/"
 n=0
 grep -rhoE '"/subscriptions/[^"]*"' "$samples" | tr -d '"' | sort -u | while IFS= read -r id; do
