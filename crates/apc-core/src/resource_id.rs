@@ -83,19 +83,22 @@ pub const MAX_GROUP_LEN: usize = 90;
 /// A character ARM allows in a resource group name: Unicode letters and decimal digits
 /// (general categories Lu, Ll, Lt, Lm, Lo, Nd), `_`, `-`, `.`, `(` and `)`.
 /// Marks, format characters (zero-width, bidi overrides), symbols and spaces are not letters.
+/// A character must also be alphanumeric to the standard library: the two Unicode tables may be
+/// of different versions, and a code point only one of them has assigned is refused.
 fn is_group_char(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')');
     }
-    matches!(
-        c.general_category(),
-        GeneralCategory::UppercaseLetter
-            | GeneralCategory::LowercaseLetter
-            | GeneralCategory::TitlecaseLetter
-            | GeneralCategory::ModifierLetter
-            | GeneralCategory::OtherLetter
-            | GeneralCategory::DecimalNumber
-    )
+    c.is_alphanumeric()
+        && matches!(
+            c.general_category(),
+            GeneralCategory::UppercaseLetter
+                | GeneralCategory::LowercaseLetter
+                | GeneralCategory::TitlecaseLetter
+                | GeneralCategory::ModifierLetter
+                | GeneralCategory::OtherLetter
+                | GeneralCategory::DecimalNumber
+        )
 }
 
 /// ARM's resource group rule: 1 to 90 characters of [`is_group_char`], not ending in `.`.

@@ -115,3 +115,12 @@ fn ninety_versus_ninety_one() {
         assert!(ResourceId::parse(&vm_in(&unit.repeat(91))).is_err(), "{unit}");
     }
 }
+
+/// Found by the property test: U+3D000 is a letter in one Unicode table and unassigned in the
+/// standard library's; a code point whose category the tables disagree on is refused.
+#[test]
+fn a_code_point_the_unicode_tables_disagree_on_is_refused() {
+    let id = format!("/subscriptions/{SUB}/resourceGroups/rg\u{3D000}/providers/Microsoft.Compute/virtualMachines/vm1");
+    assert!(!'\u{3D000}'.is_alphanumeric());
+    assert!(ResourceId::parse(&id).is_err());
+}
