@@ -536,13 +536,21 @@ fn reconcile_alerts(ctx: &Ctx, rec: &mut CaptureRecord, listing: &Listing) -> Re
     Ok(changed)
 }
 
-/// Read record `id`, advance it if it is due, and store the result. `None`: no such record.
+/// Read record `id` (one listing, one read), copy in the alerts attached to it, advance it if
+/// it is due, and store the result. `None`: no such record.
 pub fn advance_record(ctx: &Ctx, id: &str) -> Result<Option<CaptureRecord>, StoreError> {
-    let Some((mut rec, place)) = records::load(ctx.world.kv, id, None)? else {
+    let listing = Listing::load(ctx.world.kv)?;
+    let Some((mut rec, place)) = records::load(ctx.world.kv, id, Some(&listing))? else {
         return Ok(None);
     };
+    // Alerts attached since the last check show at once (an active record only: a finished one
+    // was written once, with what it had).
+    let mut changed = place == Place::Active && reconcile_alerts(ctx, &mut rec, &listing)?;
     if is_due(&rec, ctx.now()) && ctx.now() < ctx.deadline {
         step(ctx, &mut rec);
+        changed = true;
+    }
+    if changed {
         records::save(ctx.world.kv, &rec, place)?;
     }
     Ok(Some(rec))

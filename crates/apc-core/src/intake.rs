@@ -158,16 +158,31 @@ pub fn handle_target(
     // Several deliveries at once: each writes its id, reads the Azure cache, and reads the
     // claim back; only one that still sees its own id creates now. The claim is a hint: the
     // name keeps a second PUT harmless, and a lost claimer's record is created by a poll.
+    // A claim already listed: another request is creating this very capture (or died doing so;
+    // then the next poll creates it). No claim: write ours, and only a request that still sees
+    // it after its other reads creates now.
     let claim = records::claim_key(&rec.id);
-    let claimed = kv.set(&claim, ctx.writer.as_bytes()).is_ok();
+    let taken_by_other = listing.claims.contains(&rec.id);
+    // A store that refuses this write would refuse the record too: answer 503 before any Azure
+    // call, so no capture is made that nothing records.
+    if !taken_by_other {
+        kv.set(&claim, ctx.writer.as_bytes())?;
+    }
+    let claimed = !taken_by_other;
     ctx.azure.preload();
-    let mine = !claimed || kv.get(&claim).ok().flatten().is_none_or(|v| v == ctx.writer.as_bytes());
+    let mine = claimed && kv.get(&claim).ok().flatten().is_none_or(|v| v == ctx.writer.as_bytes());
     if mine {
         advance::step(ctx, &mut rec);
     } else {
         rec.next_check_at = Some(now + CLAIM_WAIT);
     }
-    records::save(kv, &rec, Place::New)?;
+    if let Err(e) = records::save(kv, &rec, Place::New) {
+        // Not recorded: answered 503, so Azure redelivers; leave the create to that delivery.
+        if claimed {
+            let _ = kv.delete(&claim);
+        }
+        return Err(e);
+    }
     if rec.state.is_terminal() && claimed {
         // Failed at once: no create will follow.
         let _ = kv.delete(&claim);
