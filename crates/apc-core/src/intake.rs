@@ -123,6 +123,10 @@ pub fn handle_target(
     let mut finishing = Vec::new();
     for act in listing.active.iter().filter(|a| a.overlaps(&mine)) {
         match records::load_active(kv, act)? {
+            // This very alert made it (its fact is not listed yet): a redelivery.
+            Some(rec) if rec.state.is_active() && rec.alert_ids.contains(&identity) => {
+                return Ok(TargetOutcome::of(Decision::Duplicate, &rec));
+            }
             Some(mut rec) if rec.state.is_active() => {
                 accept(ctx, &digest, &identity, summary(&rec))?;
                 rec.attach_alert(&identity);

@@ -514,7 +514,13 @@ pub fn soak(alerts: usize, vms: usize, max_records: usize) -> SoakReport {
         let values = w.host.kv().values();
         let mut now: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &values {
-            if let Some(id) = k.strip_prefix("v1:cap:") {
+            // Issue 9's keys: `v1:act:{group}:{vm}:{name}` while active, `v1:cap:{name}:{finished}`.
+            let id = match (k.strip_prefix("v1:act:"), k.strip_prefix("v1:cap:")) {
+                (Some(rest), _) => rest.rsplit(':').next(),
+                (None, Some(rest)) => rest.rsplit_once(':').map(|(name, _)| name),
+                _ => None,
+            };
+            if let Some(id) = id {
                 let rec: Value = serde_json::from_slice(v).unwrap_or(Value::Null);
                 let state = rec["state"].as_str().unwrap_or("?").to_string();
                 if state == "queued" || state == "running" {
