@@ -2,7 +2,7 @@
 //!
 //! - Incoming: `wasi:http/incoming-handler`, body read up to 1 MiB + 1 byte (never whole).
 //! - Outbound: `wasi:http/outgoing-handler` with time-outs, blocking on its pollable.
-//! - Key-value: `fermyon:spin/key-value` for get/set/delete, `wasi:keyvalue/atomics` for CAS.
+//! - Key-value: `fermyon:spin/key-value` for get/set/delete/get-keys (no atomics: issue 9).
 //! - Variables: `fermyon:spin/variables`; clock: WASI wall clock.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -17,7 +17,6 @@ use futures::StreamExt;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types as wasi_http;
-use spin_sdk::wit::wasi::keyvalue::{atomics, store as wasi_store};
 
 /// Outbound time-outs: an unanswered ARM call must not eat the whole request budget
 /// (Akamai allows 30 s per request).
@@ -136,12 +135,12 @@ impl HttpClient for SpinHttp {
     }
 }
 
-/// The `default` store, through Spin's key-value interface and the WASI atomics.
+/// The `default` store, through Spin's key-value interface.
 /// Opened on first use, so requests that never touch state (`/healthz`, a refused key) work
 /// even while the store is down.
 #[derive(Default)]
 struct SpinKv {
-    opened: std::cell::OnceCell<(spin_sdk::key_value::Store, wasi_store::Bucket)>,
+    opened: std::cell::OnceCell<spin_sdk::key_value::Store>,
 }
 
 fn kv_err(e: impl std::fmt::Debug) -> KvError {
@@ -149,16 +148,12 @@ fn kv_err(e: impl std::fmt::Debug) -> KvError {
 }
 
 impl SpinKv {
-    fn open(&self) -> Result<&(spin_sdk::key_value::Store, wasi_store::Bucket), KvError> {
+    fn store(&self) -> Result<&spin_sdk::key_value::Store, KvError> {
         if let Some(s) = self.opened.get() {
             return Ok(s);
         }
         let store = spin_sdk::key_value::Store::open_default().map_err(kv_err)?;
-        let bucket = wasi_store::open("default").map_err(kv_err)?;
-        Ok(self.opened.get_or_init(|| (store, bucket)))
-    }
-    fn store(&self) -> Result<&spin_sdk::key_value::Store, KvError> {
-        Ok(&self.open()?.0)
+        Ok(self.opened.get_or_init(|| store))
     }
 }
 
@@ -172,21 +167,8 @@ impl KvStore for SpinKv {
     fn delete(&self, key: &str) -> Result<(), KvError> {
         self.store()?.delete(key).map_err(kv_err)
     }
-    fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError> {
-        let cas = atomics::Cas::new(&self.open()?.1, key).map_err(kv_err)?;
-        if cas.current().map_err(kv_err)?.as_deref() != expected {
-            return Ok(false);
-        }
-        match atomics::swap(cas, new) {
-            Ok(()) => Ok(true),
-            // Spin's Redis store reports a failed swap even when it wrote (docs/PLATFORM.md): look
-            // before concluding that another writer won.
-            Err(atomics::CasError::CasFailed(_)) => Ok(self.get(key)?.as_deref() == Some(new)),
-            Err(atomics::CasError::StoreError(e)) => Err(kv_err(e)),
-        }
-    }
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
-        atomics::increment(&self.open()?.1, key, delta).map_err(kv_err)
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        self.store()?.get_keys().map_err(kv_err)
     }
 }
 
@@ -206,7 +188,7 @@ impl Clock for WallClock {
     }
 }
 
-/// A request id for log lines and for telling concurrent writers apart: the time plus 64
+/// A request id for log lines and for create claims (`v1:claim:*`): the time plus 64
 /// random bits (std seeds `RandomState` from `wasi:random`), so two requests in the same
 /// nanosecond still differ.
 fn request_id(start: SystemTime) -> String {

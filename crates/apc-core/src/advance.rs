@@ -2,7 +2,8 @@
 //!
 //! [`step`] is a pure-ish function of a record, the clock and the Azure client: it performs at
 //! most the Azure calls one step needs and returns the new record. [`advance_due`] and
-//! [`advance_one`] load records, run a step and write them back with compare-and-swap.
+//! [`advance_record`] load records, run a step and write the result back with a plain `set`:
+//! statuses come from Azure, so a concurrent writer's lost update is re-derived at the next check.
 
 use crate::azure::{
     Azure, AzureError, CaptureParams, CaptureStatus, MAX_RETRY_AFTER_SECS, OperationPoll, StatusOutcome,
@@ -12,7 +13,8 @@ use crate::notify;
 use crate::ports::{UnixSeconds, World};
 use crate::record::{CaptureRecord, PendingStatus, State};
 use crate::resource_id::{ResourceId, Target};
-use crate::store::{self, Change, Index, IndexEntry, StoreError, VmState};
+use crate::store::records::{self, Place};
+use crate::store::{self, Listing, StoreError, facts};
 
 /// Everything a step needs.
 pub struct Ctx<'a> {
@@ -22,14 +24,17 @@ pub struct Ctx<'a> {
     pub world: World<'a>,
     /// The Azure client (its caches live in the KV store).
     pub azure: Azure<'a>,
-    /// This request's id, stamped on the index versions it writes (see [`store::Index::writer`]).
+    /// This request's id (the value of the create claims it writes).
     pub writer: String,
+    /// Past this time the request starts no new Azure work and leaves it to later requests.
+    pub deadline: UnixSeconds,
 }
 
 impl<'a> Ctx<'a> {
     /// A context over `world`.
     pub fn new(cfg: &'a Config, world: World<'a>) -> Self {
-        Ctx { cfg, world, azure: Azure::new(&cfg.azure, world), writer: String::new() }
+        let deadline = world.clock.now().saturating_add(REQUEST_WORK_SECS);
+        Ctx { cfg, world, azure: Azure::new(&cfg.azure, world), writer: String::new(), deadline }
     }
     /// Now.
     pub fn now(&self) -> UnixSeconds {
@@ -37,9 +42,19 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// How long one request may work on a record before another may take over (a request that
-/// died mid-step). Longer than a step's worst case: four Azure calls at their time-outs.
-pub const LEASE_SECS: i64 = 120;
+/// After this many seconds of its own clock a request starts no new step (Akamai allows 30 s
+/// per request; one step makes at most four Azure calls).
+pub const REQUEST_WORK_SECS: i64 = 8;
+
+/// A stop asked while the record is `queued` is checked against Azure no sooner than this: a
+/// create already in flight in another request has landed (or failed) by then.
+pub const STOP_SETTLE_SECS: i64 = 60;
+
+/// Captures `POST /alerts` may advance besides its own (none: its budget is the alert's).
+pub const ALERT_ADVANCE_MAX: usize = 0;
+
+/// Housekeeping deletions per request at most (bounded time per request).
+pub const MAX_DELETES_PER_REQUEST: usize = 50;
 
 /// Least time past the watchdog before a capture Azure cannot report on is given up.
 pub const ABANDON_AFTER: i64 = 3600;
@@ -100,16 +115,13 @@ fn on_error(ctx: &Ctx, rec: &mut CaptureRecord, what: &str, e: &AzureError, coun
     }
 }
 
-/// Try (again) to create the capture in Azure.
-fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String>) {
-    let now = ctx.now();
-    let Some(target) = target_of(rec) else {
-        rec.push_error("the stored target id is not a VM or scale set");
-        rec.finish(State::Failed, now);
-        return;
-    };
-    rec.attempts += 1;
-    let location = match rec.location.clone().or(known_location) {
+/// The Network Watcher of a record's VM: the recorded one, else found through the VM's region
+/// (payload, cache, or a VM `GET`). Records what it learns.
+fn resolve_watcher(ctx: &Ctx, rec: &mut CaptureRecord, target: &Target) -> Result<ResourceId, (String, AzureError)> {
+    if let Some(w) = rec.watcher.as_deref().and_then(|w| ResourceId::parse(w).ok()) {
+        return Ok(w);
+    }
+    let location = match rec.location.clone().or_else(|| ctx.azure.cached_region(&rec.vm_key)) {
         Some(l) => l,
         None => match ctx.azure.get_vm(target.capture_target()) {
             Ok(vm) => {
@@ -122,18 +134,100 @@ fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String
                             .to_string(),
                     );
                 }
+                ctx.azure.remember_region(&rec.vm_key, &vm.location);
                 vm.location
             }
-            Err(e) => return on_error(ctx, rec, "reading the VM", &e, true),
+            Err(e) => return Err(("reading the VM".to_string(), e)),
         },
     };
     rec.location = Some(location.clone());
     let sub = target.capture_target().subscription().to_string();
-    let watcher = match ctx.azure.find_watcher(&sub, &location) {
-        Ok(w) => w,
-        Err(e) => return on_error(ctx, rec, "finding the Network Watcher", &e, true),
-    };
+    let watcher =
+        ctx.azure.find_watcher(&sub, &location).map_err(|e| ("finding the Network Watcher".to_string(), e))?;
     rec.watcher = Some(watcher.to_string());
+    Ok(watcher)
+}
+
+/// The capture exists in Azure (created by us, perhaps by a request whose answer was lost):
+/// follow it from now on.
+fn adopt(rec: &mut CaptureRecord, now: UnixSeconds, storage_path: Option<String>) {
+    rec.state = State::Running;
+    rec.create_unknown = false;
+    rec.started_at = Some(now);
+    rec.azure_status = Some("NotStarted".to_string());
+    if storage_path.is_some() {
+        rec.storage_path = storage_path;
+    }
+    rec.next_check_at = Some(now + CHECK_INTERVAL.min(i64::from(rec.spec.time_limit_seconds)));
+}
+
+/// A queued record whose create may have happened (its last attempt's outcome is unknown, or a
+/// stop was asked meanwhile): look the capture up by name instead of creating it.
+fn verify_queued(ctx: &Ctx, rec: &mut CaptureRecord, watcher: &ResourceId) {
+    let now = ctx.now();
+    match ctx.azure.get_capture(watcher, &rec.name) {
+        Ok(info) => {
+            adopt(rec, now, info.storage_path.clone());
+            if rec.stop_requested {
+                // Created by a request the stop raced with: stop it; the next check records the
+                // outcome and the file like any stopped capture.
+                rec.stop_requested = false;
+                if let Err(e) = ctx.azure.stop_capture(watcher, &rec.name)
+                    && !matches!(e, AzureError::NotFound { .. })
+                {
+                    rec.push_error(format!("stopping the capture on request: {}", e.summary()));
+                }
+                rec.next_check_at = Some(now);
+            }
+        }
+        Err(AzureError::NotFound { .. }) => {
+            if rec.stop_requested {
+                rec.push_error("stopped on request before Azure accepted it");
+            } else {
+                rec.push_error(format!("gave up after {} attempts; Azure has no capture of that name", rec.attempts));
+            }
+            rec.finish(State::Failed, now);
+        }
+        Err(e) => {
+            rec.push_error(format!("looking up the capture: {}", e.summary()));
+            rec.attempts += 1;
+            if rec.attempts >= ctx.cfg.max_attempts.saturating_mul(2) {
+                rec.push_error("gave up: could not learn whether the capture exists; check the portal");
+                rec.finish(State::Failed, now);
+            } else {
+                rec.next_check_at = Some(now + backoff(rec.attempts, e.retry_after()));
+            }
+        }
+    }
+}
+
+/// Try (again) to create the capture in Azure.
+fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord) {
+    let now = ctx.now();
+    let Some(target) = target_of(rec) else {
+        rec.push_error("the stored target id is not a VM or scale set");
+        rec.finish(State::Failed, now);
+        return;
+    };
+    let verifying = rec.create_unknown || rec.stop_requested;
+    if !verifying {
+        rec.attempts += 1;
+    }
+    let watcher = match resolve_watcher(ctx, rec, &target) {
+        Ok(w) => w,
+        Err((what, e)) => {
+            if rec.stop_requested && !e.is_retryable() {
+                // Without a watcher no create can have happened either.
+                rec.push_error("stopped on request before Azure accepted it");
+                return rec.finish(State::Failed, now);
+            }
+            return on_error(ctx, rec, &what, &e, !verifying);
+        }
+    };
+    if verifying {
+        return verify_queued(ctx, rec, &watcher);
+    }
+    let subscription = target.capture_target().subscription().to_string();
     let p = match params(rec, target) {
         Ok(p) => p,
         Err(why) => {
@@ -142,19 +236,13 @@ fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String
         }
     };
     match ctx.azure.create_capture(&watcher, &rec.name, &p) {
-        Ok(created) => {
-            rec.state = State::Running;
-            rec.started_at = Some(now);
-            rec.azure_status = Some("NotStarted".to_string());
-            if created.storage_path.is_some() {
-                rec.storage_path = created.storage_path;
-            }
-            rec.next_check_at = Some(now + CHECK_INTERVAL.min(i64::from(rec.spec.time_limit_seconds)));
-        }
+        Ok(created) => adopt(rec, now, created.storage_path),
         Err(e) => {
             if matches!(e, AzureError::NotFound { .. }) {
                 // The cached watcher may be gone: look it up again next time.
-                ctx.azure.forget_watcher(&sub, &location);
+                if let Some(location) = rec.location.clone() {
+                    ctx.azure.forget_watcher(&subscription, &location);
+                }
                 rec.watcher = None;
                 rec.push_error(format!("creating the capture: {}", e.summary()));
                 if rec.attempts < ctx.cfg.max_attempts {
@@ -162,6 +250,14 @@ fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String
                 } else {
                     rec.finish(State::Failed, now);
                 }
+                return;
+            }
+            if e.is_retryable() && rec.attempts >= ctx.cfg.max_attempts {
+                // The last PUT may have created it (a time-out, a lost answer): never leave a
+                // capture untracked — look it up by name from now on instead of giving up.
+                rec.push_error(format!("creating the capture: {}", e.summary()));
+                rec.create_unknown = true;
+                rec.next_check_at = Some(now + backoff(rec.attempts, e.retry_after()));
                 return;
             }
             on_error(ctx, rec, "creating the capture", &e, true)
@@ -400,7 +496,7 @@ fn step_terminal(ctx: &Ctx, rec: &mut CaptureRecord) {
 }
 
 /// One step of the state machine. A record that becomes terminal is notified in the same step.
-pub fn step(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String>) {
+pub fn step(ctx: &Ctx, rec: &mut CaptureRecord) {
     // Notification settings with problems never stop a capture; the record says why none is sent.
     if let Some(note) = ctx.cfg.notify.problem_note()
         && !rec.errors.contains(&note)
@@ -408,7 +504,7 @@ pub fn step(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String>) 
         rec.push_error(note);
     }
     match rec.state {
-        State::Queued => step_queued(ctx, rec, known_location),
+        State::Queued => step_queued(ctx, rec),
         State::Running => step_running(ctx, rec),
         _ => {}
     }
@@ -418,86 +514,51 @@ pub fn step(ctx: &Ctx, rec: &mut CaptureRecord, known_location: Option<String>) 
     rec.updated_at = ctx.now();
 }
 
-/// Write an advanced record back. If another request changed it meanwhile: keep alerts it
-/// attached, and give way when it advanced the record itself.
-pub fn write_back(
-    ctx: &Ctx,
-    original: &CaptureRecord,
-    advanced: &CaptureRecord,
-) -> Result<Option<CaptureRecord>, StoreError> {
-    store::update::<CaptureRecord, _>(ctx.world.kv, &store::record_key(&original.id), |cur| match cur {
-        None => Change::Keep,
-        Some(fresh) if fresh == *original => Change::Put(advanced.clone()),
-        Some(fresh)
-            if fresh.state == original.state
-                && fresh.attempts == original.attempts
-                && fresh.notify_attempts == original.notify_attempts =>
-        {
-            let mut merged = advanced.clone();
-            for a in &fresh.alert_ids {
-                merged.attach_alert(a);
-            }
-            merged.alert_ids_dropped = merged.alert_ids_dropped.max(fresh.alert_ids_dropped);
-            Change::Put(merged)
-        }
-        Some(_) => Change::Keep,
-    })
+/// Is the record due at `now`?
+fn is_due(rec: &CaptureRecord, now: UnixSeconds) -> bool {
+    rec.next_check_at.is_some_and(|t| t <= now)
 }
 
-/// Remember the VM's region once a step learned it (saves the VM `GET` on the next alert).
-/// The VM is released by the record's index entry turning terminal, not here.
-pub fn remember_location(ctx: &Ctx, rec: &CaptureRecord) -> Result<(), StoreError> {
-    let key = store::vm_key(&rec.vm_key);
-    store::update::<VmState, _>(ctx.world.kv, &key, |vm| match vm {
-        Some(mut vm) if rec.location.is_some() && vm.location != rec.location => {
-            vm.location = rec.location.clone();
-            Change::Put(vm)
+/// Copy into the record the alerts accepted into it that it does not list yet (a coalescing
+/// request writes only the fact; a concurrent record write may have lost an id). Reads only the
+/// facts not seen before. `true` when the record changed.
+fn reconcile_alerts(ctx: &Ctx, rec: &mut CaptureRecord, listing: &Listing) -> Result<bool, StoreError> {
+    let mut changed = false;
+    let unseen: Vec<String> =
+        listing.facts_of(&rec.id).filter(|d| !rec.seen_facts.iter().any(|s| s == d)).map(str::to_string).collect();
+    for d in unseen {
+        if let Some(fact) = facts::load(ctx.world.kv, &rec.id, &d)? {
+            rec.attach_alert(&fact.alert_id);
         }
-        _ => Change::Keep,
-    })?;
-    Ok(())
-}
-
-/// Advance one record by id if it is due (or `force`). Returns the record as stored, the
-/// index entry to commit, and whether a step ran.
-pub fn advance_one(ctx: &Ctx, id: &str, force: bool) -> Result<Option<(CaptureRecord, bool)>, StoreError> {
-    let now = ctx.now();
-    // Decide and take the lease on one read: a record that is due (or forced) and not held by
-    // another request is leased, so concurrent requests (every webhook delivery also advances
-    // what is due) do not repeat the same Azure calls and notifications.
-    let mut leased = None;
-    let current = store::update::<CaptureRecord, _>(ctx.world.kv, &store::record_key(id), |cur| {
-        leased = None;
-        match cur {
-            Some(r)
-                if (force || r.next_check_at.is_some_and(|t| t <= now)) && r.lease_until.is_none_or(|t| t <= now) =>
-            {
-                let mut l = r;
-                l.lease_until = Some(now + LEASE_SECS);
-                l.lease_holder.clone_from(&ctx.writer);
-                leased = Some(l.clone());
-                Change::Put(l)
-            }
-            _ => Change::Keep,
-        }
-    })?;
-    let Some(leased) = leased else {
-        return Ok(current.map(|r| (r, false)));
-    };
-    let known_location = if leased.state == State::Queued && leased.location.is_none() {
-        store::read::<VmState>(ctx.world.kv, &store::vm_key(&leased.vm_key))?.and_then(|v| v.location)
-    } else {
-        None
-    };
-    let mut rec = leased.clone();
-    step(ctx, &mut rec, known_location);
-    rec.lease_until = None;
-    rec.lease_holder.clear();
-    let stored = write_back(ctx, &leased, &rec)?.unwrap_or(rec);
-    if stored.location != leased.location {
-        remember_location(ctx, &stored)?;
+        rec.seen_facts.push(d);
+        changed = true;
     }
-    Ok(Some((stored, true)))
+    Ok(changed)
+}
+
+/// Read record `id` (one listing, one read), copy in the alerts attached to it, advance it if
+/// it is due, and store the result. `None`: no such record.
+pub fn advance_record(ctx: &Ctx, id: &str) -> Result<Option<CaptureRecord>, StoreError> {
+    let listing = Listing::load(ctx.world.kv)?;
+    let Some((mut rec, place)) = records::load(ctx.world.kv, id, Some(&listing))? else {
+        return Ok(None);
+    };
+    // Alerts attached since the last check show at once (an active record only: a finished one
+    // was written once, with what it had).
+    let mut changed = place == Place::Active && reconcile_alerts(ctx, &mut rec, &listing)?;
+    if is_due(&rec, ctx.now()) && ctx.now() < ctx.deadline {
+        step(ctx, &mut rec);
+        changed = true;
+    }
+    if changed {
+        records::save(ctx.world.kv, &rec, place)?;
+    }
+    Ok(Some(rec))
+}
+
+/// Store a record changed outside a step (`POST /captures/{id}/stop`).
+pub fn store_record(ctx: &Ctx, rec: &CaptureRecord, place: Place) -> Result<Place, StoreError> {
+    records::save(ctx.world.kv, rec, place)
 }
 
 /// What a poll did.
@@ -513,58 +574,122 @@ pub struct PollReport {
     pub next_check_at: Option<UnixSeconds>,
 }
 
-/// Advance up to `poll_batch` due records (except `skip`), then commit the index once.
-pub fn advance_due(ctx: &Ctx, skip: &[String]) -> Result<PollReport, StoreError> {
-    let now = ctx.now();
-    let index = Index::load(ctx.world.kv)?;
-    let mut changed: Vec<IndexEntry> = Vec::new();
-    let mut advanced = 0;
-    let mut advanced_ids = Vec::new();
-    for entry in index.due_entries(now, ctx.cfg.poll_batch as usize + skip.len()) {
-        if skip.contains(&entry.id) || advanced >= ctx.cfg.poll_batch as usize {
-            continue;
-        }
-        let outcome = match advance_one(ctx, &entry.id, false) {
-            // One unreadable record must not stop every poll: retire its entry and go on.
+/// One poll: list the store (an idle store costs this one operation), advance up to
+/// `poll_batch` due records, copy accepted alerts into their records, and delete what the
+/// bounds say must go.
+pub fn advance_due(ctx: &Ctx) -> Result<PollReport, StoreError> {
+    let kv = ctx.world.kv;
+    let listing = Listing::load(kv)?;
+    let mut report = PollReport { advanced: 0, advanced_ids: Vec::new(), due: 0, next_check_at: None };
+    // Every record that may need work: the active ones and the finished ones with work left,
+    // oldest window first.
+    enum Work {
+        Active(records::ActKey),
+        Finished(UnixSeconds),
+    }
+    let mut work: Vec<(String, Work)> = listing
+        .active
+        .iter()
+        .map(|a| (a.name.clone(), Work::Active(a.clone())))
+        .chain(listing.due.iter().filter_map(|n| Some((n.clone(), Work::Finished(listing.finished_at(n)?)))))
+        .collect();
+    work.sort_by_key(|(n, _)| (store::name_time(n), n.clone()));
+    for (name, item) in work {
+        let act = match &item {
+            Work::Active(a) => Some(a),
+            Work::Finished(_) => None,
+        };
+        let loaded = match &item {
+            Work::Active(a) => records::load_active(kv, a).map(|r| r.map(|r| (r, Place::Active))),
+            Work::Finished(t) => {
+                store::read(kv, &records::cap_key(&name, *t)).map(|r| r.map(|r| (r, Place::Finished { due: true })))
+            }
+        };
+        let (mut rec, place) = match loaded {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            // One unreadable record must not stop every poll: set it aside, go on.
             Err(StoreError::Corrupt(_)) => {
-                changed.push(IndexEntry {
-                    state: State::Failed,
-                    due_at: None,
-                    finished_at: Some(now),
-                    ..entry.clone()
-                });
+                if let Some(a) = &act {
+                    let _ = kv.delete(&a.key());
+                } else {
+                    let _ = kv.delete(&records::due_key(&name));
+                }
                 continue;
             }
-            other => other?,
+            Err(e) => return Err(e),
         };
-        match outcome {
-            Some((rec, ran)) => {
-                if ran {
-                    advanced += 1;
-                    advanced_ids.push(rec.id.clone());
-                }
-                changed.push(IndexEntry::of(&rec));
-            }
-            // Indexed but no record: a delivery died between the two writes. Once it is
-            // clearly not in flight, drop the entry so the VM is not held (retention removes it).
-            None if entry.created_at + crate::intake::ORPHAN_GRACE <= now => changed.push(IndexEntry {
-                state: State::Failed,
-                due_at: None,
-                finished_at: Some(0),
-                vm_key: String::new(),
-                group: String::new(),
-                ..entry.clone()
-            }),
+        let mut changed = reconcile_alerts(ctx, &mut rec, &listing)?;
+        let now = ctx.now();
+        if is_due(&rec, now) && report.advanced < ctx.cfg.poll_batch as usize && now < ctx.deadline {
+            step(ctx, &mut rec);
+            report.advanced += 1;
+            report.advanced_ids.push(rec.id.clone());
+            changed = true;
+        }
+        if changed {
+            records::save(kv, &rec, place)?;
+        }
+        match rec.next_check_at {
+            Some(t) if t <= ctx.now() => report.due += 1,
+            Some(t) => report.next_check_at = Some(report.next_check_at.map_or(t, |n| n.min(t))),
             None => {}
         }
     }
-    let index = if changed.is_empty() {
-        index
-    } else {
-        store::commit_index(ctx.world.kv, &changed, now, ctx.cfg.max_records as usize, retention(ctx.cfg))?
+    housekeeping(ctx, &listing);
+    Ok(report)
+}
+
+/// Delete what the bounds say must go, from the listing alone (failures are retried by the
+/// next poll): left-over `act` keys of finished captures, finished records beyond
+/// `max_records` (oldest first, those with work left last) or past the retention, and facts and
+/// claims of captures past the retention. Retention counts from the capture's window.
+fn housekeeping(ctx: &Ctx, listing: &Listing) {
+    let kv = ctx.world.kv;
+    let now = ctx.now();
+    let horizon = now - retention(ctx.cfg);
+    let old = |name: &str| store::name_time(name).is_none_or(|t| t < horizon);
+    let mut deletes = 0usize;
+    let mut del = |key: String| {
+        if deletes < MAX_DELETES_PER_REQUEST {
+            deletes += 1;
+            let _ = kv.delete(&key);
+        }
     };
-    let (due, next_check_at) = index.due_summary(ctx.now());
-    Ok(PollReport { advanced, advanced_ids, due, next_check_at })
+    for a in &listing.stale_active {
+        del(a.key());
+    }
+    let mut finished: Vec<&(String, UnixSeconds)> = listing.finished.iter().collect();
+    finished.sort_by_key(|(n, t)| (listing.due.contains(n), *t, n.clone()));
+    let excess = finished.len().saturating_sub(ctx.cfg.max_records as usize);
+    let mut gone: Vec<&str> = Vec::new();
+    for (i, (name, finished_at)) in finished.iter().enumerate() {
+        let due = listing.due.contains(name);
+        let expired = *finished_at < horizon && !due;
+        if i < excess || expired {
+            del(records::cap_key(name, *finished_at));
+            if due {
+                del(records::due_key(name));
+            }
+            if expired {
+                gone.push(name);
+            }
+        }
+    }
+    // Facts go with their capture at the retention; the facts of a capture evicted earlier
+    // (by `max_records`) stay, so a late redelivery is still recognised, until their window
+    // is past the retention.
+    for (name, digest) in &listing.facts {
+        let orphan = !listing.knows(name) && old(name);
+        if gone.contains(&name.as_str()) || orphan {
+            del(facts::fact_key(name, digest));
+        }
+    }
+    for name in &listing.claims {
+        if old(name) && !listing.active.iter().any(|a| a.name == *name) {
+            del(records::claim_key(name));
+        }
+    }
 }
 
 /// The retention horizon in seconds.

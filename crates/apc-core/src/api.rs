@@ -13,11 +13,12 @@ use subtle::{Choice, ConstantTimeEq};
 use crate::advance::{self, Ctx};
 use crate::alert::{self, Condition};
 use crate::config::{self, Config, Problem, Secret, WebhookAuth};
-use crate::intake::{self, Decision};
+use crate::intake::{self, Decision, TargetOutcome};
 use crate::ports::{HttpClient, OutboundRequest, OutboundResponse, TransportError, Variables, World, find_header};
 use crate::record::{CaptureRecord, State};
 use crate::resource_id::Target;
-use crate::store::{self, Index, IndexEntry, StoreError};
+use crate::store::records;
+use crate::store::{self, Listing, StoreError};
 use crate::timefmt::rfc3339;
 
 /// Largest accepted request body (SPEC §2).
@@ -169,8 +170,6 @@ struct AlertAnswer<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate: Option<bool>,
     outside_allowed_scopes: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    poll_error: Option<String>,
     rejected_targets: Vec<Rejected<'a>>,
     results: Vec<TargetResult<'a>>,
     schema: &'static str,
@@ -405,6 +404,8 @@ fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut Lo
         Err(problems) => return config_problem(&problems),
     };
     let ctx = Ctx { writer: req.request_id.clone(), ..Ctx::new(&cfg, world) };
+    // A request without an id still writes distinct claims.
+    let ctx = if ctx.writer.is_empty() { Ctx { writer: format!("r{}", world.clock.now()), ..ctx } } else { ctx };
     let result = match route {
         Route::Alerts => post_alerts(&ctx, req, facts),
         Route::Poll => poll(&ctx, facts),
@@ -416,8 +417,10 @@ fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut Lo
     result.unwrap_or_else(|e| store_problem(&e))
 }
 
-fn capture_summary(r: &CaptureRecord) -> CaptureSummary<'_> {
-    CaptureSummary { id: &r.id, state: r.state.as_str(), status_url: format!("/captures/{}", r.id), vm: &r.vm }
+fn capture_summary(o: &TargetOutcome) -> CaptureSummary<'_> {
+    let c = &o.capture;
+    let state = State::parse(&c.state).map_or("queued", State::as_str);
+    CaptureSummary { id: &c.id, state, status_url: format!("/captures/{}", c.id), vm: &c.vm }
 }
 
 fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
@@ -476,28 +479,21 @@ fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiR
     let mut results = Vec::new();
     let mut warnings = Vec::new();
     for o in &outcomes {
-        facts.capture_ids.push(o.record.id.clone());
-        facts.vms.push(o.record.vm.clone());
+        facts.capture_ids.push(o.capture.id.clone());
+        facts.vms.push(o.capture.vm.clone());
         let decision = match o.decision {
             Decision::Started => "started",
             Decision::Duplicate => "duplicate",
             Decision::Coalesced => "coalesced",
             Decision::SkippedLimit => "skipped",
         };
-        results.push(TargetResult {
-            capture: capture_summary(&o.record),
-            decision,
-            errors: &o.record.errors,
-            vm: &o.record.vm,
-        });
-        captures.push(capture_summary(&o.record));
-        warnings.extend(o.record.warnings.iter().map(String::as_str));
+        results.push(TargetResult { capture: capture_summary(o), decision, errors: &o.errors, vm: &o.capture.vm });
+        captures.push(capture_summary(o));
+        warnings.extend(o.warnings.iter().map(String::as_str));
     }
-    let started = outcomes.iter().any(|o| o.decision == Decision::Started && o.record.state != State::Skipped);
-    // Advance other due captures too, so a busy webhook also keeps things moving (SPEC §7).
-    let handled: Vec<String> = outcomes.iter().map(|o| o.record.id.clone()).collect();
-    // The alert is recorded; a failed poll is retried by the next invocation.
-    let poll_error = advance::advance_due(ctx, &handled).err().map(|e| e.to_string());
+    // A webhook advances no other capture: its store budget is the alert's (docs/STATE.md);
+    // POST /poll keeps captures moving.
+    let started = outcomes.iter().any(|o| o.decision == Decision::Started);
     let any = |d: Decision| outcomes.iter().any(|o| o.decision == d);
     let body = AlertAnswer {
         alert_id: &alert.alert_id,
@@ -505,7 +501,6 @@ fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiR
         coalesced: any(Decision::Coalesced).then_some(true),
         duplicate: outcomes.iter().all(|o| o.decision == Decision::Duplicate).then_some(true),
         outside_allowed_scopes: outside.iter().map(Target::id_string).collect(),
-        poll_error,
         rejected_targets: rejected(),
         results,
         schema: alert.schema.as_str(),
@@ -516,7 +511,7 @@ fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiR
 }
 
 fn poll(ctx: &Ctx, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
-    let report = advance::advance_due(ctx, &[])?;
+    let report = advance::advance_due(ctx)?;
     facts.capture_ids.clone_from(&report.advanced_ids);
     let body =
         PollAnswer { advanced: report.advanced, due: report.due, next_check_at: report.next_check_at.map(rfc3339) };
@@ -545,16 +540,30 @@ fn list(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, StoreError> {
             _ => return Ok(problem(400, "bad-query", "Bad query", "limit must be a whole number from 1 to 500.")),
         },
     };
-    let index = Index::load(ctx.world.kv)?;
-    let mut entries: Vec<&IndexEntry> = index.entries.iter().filter(|e| state.is_none_or(|s| e.state == s)).collect();
-    entries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
-    let total = entries.len();
-    let mut captures = Vec::new();
-    for e in entries.into_iter().take(limit) {
-        if let Some(r) = store::read::<CaptureRecord>(ctx.world.kv, &store::record_key(&e.id))? {
-            captures.push(r.view());
+    // Active records are queued or running, finished ones terminal: read only the side the
+    // filter can match.
+    let listing = Listing::load(ctx.world.kv)?;
+    let want_active = state.is_none_or(State::is_active);
+    let want_finished = state.is_none_or(State::is_terminal);
+    let mut recs = Vec::new();
+    if want_active {
+        for a in &listing.active {
+            if let Some(r) = records::load_active(ctx.world.kv, a)? {
+                recs.push(r);
+            }
         }
     }
+    if want_finished {
+        for (n, t) in &listing.finished {
+            if let Some(r) = store::read::<CaptureRecord>(ctx.world.kv, &records::cap_key(n, *t))? {
+                recs.push(r);
+            }
+        }
+    }
+    recs.retain(|r| state.is_none_or(|s| r.state == s));
+    recs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+    let total = recs.len();
+    let captures = recs.iter().take(limit).map(CaptureRecord::view).collect();
     Ok(json_response(200, &ListAnswer { captures, total }))
 }
 
@@ -572,27 +581,13 @@ fn not_found(id: &str) -> ApiResponse {
     )
 }
 
-fn commit_one(ctx: &Ctx, rec: &CaptureRecord) -> Result<(), StoreError> {
-    store::commit_index(
-        ctx.world.kv,
-        &[IndexEntry::of(rec)],
-        ctx.now(),
-        ctx.cfg.max_records as usize,
-        advance::retention(ctx.cfg),
-    )?;
-    Ok(())
-}
-
 fn get_one(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
     if !valid_id(id) {
         return Ok(not_found(id));
     }
-    match advance::advance_one(ctx, id, false)? {
+    match advance::advance_record(ctx, id)? {
         None => Ok(not_found(id)),
-        Some((rec, ran)) => {
-            if ran {
-                commit_one(ctx, &rec)?;
-            }
+        Some(rec) => {
             facts.capture_ids.push(rec.id.clone());
             facts.vms.push(rec.vm.clone());
             Ok(json_response(200, &rec.view()))
@@ -604,32 +599,31 @@ fn stop(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreE
     if !valid_id(id) {
         return Ok(not_found(id));
     }
-    let Some(original) = store::read::<CaptureRecord>(ctx.world.kv, &store::record_key(id))? else {
+    let Some((mut rec, place)) = records::load(ctx.world.kv, id, None)? else {
         return Ok(not_found(id));
     };
-    facts.capture_ids.push(original.id.clone());
-    facts.vms.push(original.vm.clone());
-    if original.state.is_terminal() {
+    facts.capture_ids.push(rec.id.clone());
+    facts.vms.push(rec.vm.clone());
+    if rec.state.is_terminal() {
         return Ok(problem(
             409,
             "not-running",
             "Capture not running",
-            format!("Capture {} is already {}.", original.id, original.state.as_str()),
+            format!("Capture {} is already {}.", rec.id, rec.state.as_str()),
         ));
     }
-    // Another request is working on it (perhaps creating it in Azure right now): stopping
-    // in between could leave an Azure capture nobody follows.
-    if original.lease_until.is_some_and(|t| t > ctx.now()) {
-        let mut r = problem(
-            409,
-            "busy",
-            "Capture busy",
-            format!("Capture {} is being updated by another request; retry in a few seconds.", original.id),
-        );
-        r.headers.push(("retry-after".into(), "5".into()));
-        return Ok(r);
+    if rec.state == State::Queued {
+        // A create may be in flight in another request: PUT nothing, and let a later check stop
+        // the capture by name if it exists, or end the record if Azure never made it.
+        if !rec.warnings.iter().any(|w| w == STOPPED_EARLY) {
+            rec.warnings.push(STOPPED_EARLY.to_string());
+        }
+        rec.stop_requested = true;
+        rec.next_check_at = Some(ctx.now() + advance::STOP_SETTLE_SECS);
+        rec.updated_at = ctx.now();
+        advance::store_record(ctx, &rec, place)?;
+        return Ok(json_response(200, &rec.view()));
     }
-    let mut rec = original.clone();
     let watcher = rec.watcher.as_deref().and_then(|w| crate::resource_id::ResourceId::parse(w).ok());
     if let Some(w) = &watcher
         && let Err(e) = ctx.azure.stop_capture(w, &rec.name)
@@ -642,22 +636,17 @@ fn stop(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreE
             format!("{}. Try again; the capture is still {}.", e.summary(), rec.state.as_str()),
         ));
     }
-    rec.warnings.push("stopped early on request".to_string());
-    if rec.state == State::Queued {
-        rec.push_error("stopped on request before Azure accepted it");
-        rec.finish(State::Failed, ctx.now());
-    } else {
-        // Azure has stopped it: the next status check records the outcome and the file, with a
-        // fresh queryStatus (a pending one may answer with the status from before the stop).
-        rec.status_operation = None;
-        rec.next_check_at = Some(ctx.now());
+    rec.warnings.push(STOPPED_EARLY.to_string());
+    // Azure has stopped it: check now, with a fresh queryStatus (a pending one may answer with
+    // the status from before the stop), and record the outcome and the file.
+    rec.status_operation = None;
+    rec.next_check_at = Some(ctx.now());
+    if ctx.now() < ctx.deadline {
+        advance::step(ctx, &mut rec);
     }
-    let Some(mut stored) = advance::write_back(ctx, &original, &rec)? else {
-        return Ok(not_found(id));
-    };
-    if let Some((advanced, _)) = advance::advance_one(ctx, id, false)? {
-        stored = advanced;
-    }
-    commit_one(ctx, &stored)?;
-    Ok(json_response(200, &stored.view()))
+    advance::store_record(ctx, &rec, place)?;
+    Ok(json_response(200, &rec.view()))
 }
+
+/// The warning a stopped capture carries.
+const STOPPED_EARLY: &str = "stopped early on request";

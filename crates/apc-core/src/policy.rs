@@ -13,15 +13,35 @@ use crate::timefmt::compact;
 /// Longest capture name we produce (ARM allows 80).
 pub const MAX_NAME: usize = 80;
 
-/// `{prefix}-{vm, shortened}-{yyyymmddThhmmss}-{hash}`: the same (alert, VM) always gives the
-/// same name, so a redelivered alert maps to the same capture, here and in Azure.
-pub fn capture_name(prefix: &str, target: &Target, fired_at: UnixSeconds, alert_identity: &str) -> String {
+/// The start of the window of `window_secs` that `fired_at` falls in.
+pub fn window_start(fired_at: UnixSeconds, window_secs: u32) -> UnixSeconds {
+    let w = i64::from(window_secs.max(1));
+    fired_at.div_euclid(w) * w
+}
+
+/// `{prefix}-{vm, shortened}-{window start yyyymmddThhmmss}-{hash}`, hash over the target key
+/// and the window: every delivery of an alert, and every other alert for the same VM fired in
+/// the same window, get the same name, so they meet the same Azure capture even when no store
+/// has seen any of them yet. `alert`: a name of this alert's own (a capture after the window's
+/// own one finished, or a skipped alert), still deterministic per (alert, VM, window).
+pub fn capture_name(
+    prefix: &str,
+    target: &Target,
+    fired_at: UnixSeconds,
+    window_secs: u32,
+    alert: Option<&str>,
+) -> String {
+    let start = window_start(fired_at, window_secs);
     let mut h = Sha256::new();
-    h.update(alert_identity.as_bytes());
-    h.update(b"\n");
     h.update(target.key().as_bytes());
+    h.update(b"\n");
+    h.update(start.to_string().as_bytes());
+    if let Some(identity) = alert {
+        h.update(b"\n");
+        h.update(identity.as_bytes());
+    }
     let hash = hex(&h.finalize()[..4]);
-    let time = compact(fired_at);
+    let time = compact(start);
     let mut vm: String = target
         .display_name()
         .chars()
@@ -100,13 +120,19 @@ mod tests {
     }
 
     #[test]
-    fn names_are_deterministic_unique_and_short() {
-        let a = capture_name("apc", &vm("web-01"), 1_553_263_104, "alert-1|t");
-        assert_eq!(a, capture_name("apc", &vm("web-01"), 1_553_263_104, "alert-1|t"));
-        assert!(a.starts_with("apc-web-01-20190322T135824-"), "{a}");
-        assert_ne!(a, capture_name("apc", &vm("web-01"), 1_553_263_104, "alert-2|t"));
-        assert_ne!(a, capture_name("apc", &vm("web-02"), 1_553_263_104, "alert-1|t"));
-        let long = capture_name("prefix-sixteen-c", &vm(&"x".repeat(64)), 0, "a");
+    fn names_are_deterministic_per_vm_and_window_unique_and_short() {
+        let a = capture_name("apc", &vm("web-01"), 1_553_263_104, 300, None);
+        assert!(a.starts_with("apc-web-01-20190322T135500-"), "{a}");
+        // Anything fired in the same window on the same VM: the same name.
+        assert_eq!(a, capture_name("apc", &vm("web-01"), 1_553_262_900, 300, None));
+        assert_eq!(a, capture_name("apc", &vm("web-01"), 1_553_263_199, 300, None));
+        assert_ne!(a, capture_name("apc", &vm("web-01"), 1_553_263_200, 300, None), "next window");
+        assert_ne!(a, capture_name("apc", &vm("web-02"), 1_553_263_104, 300, None));
+        let own = capture_name("apc", &vm("web-01"), 1_553_263_104, 300, Some("alert-1|t"));
+        assert_ne!(a, own);
+        assert_eq!(own, capture_name("apc", &vm("web-01"), 1_553_263_104, 300, Some("alert-1|t")));
+        assert_eq!(crate::store::name_time(&a), Some(1_553_262_900));
+        let long = capture_name("prefix-sixteen-c", &vm(&"x".repeat(64)), 0, 300, Some("a"));
         assert!(long.len() <= MAX_NAME, "{} chars", long.len());
         assert!(long.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'));
     }

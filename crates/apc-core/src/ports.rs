@@ -120,7 +120,9 @@ pub trait HttpClient {
 #[error("key-value store error: {0}")]
 pub struct KvError(pub String);
 
-/// The key-value store (Spin's `default` store).
+/// The key-value store (Spin's `default` store). Only what every Spin backend gives (SQLite,
+/// Redis, Azure Cosmos DB, Akamai's eventually consistent store): no compare-and-swap, no
+/// atomic increment. A store may show other requests' writes late; a request reads its own.
 pub trait KvStore {
     /// The value at `key`, if any.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
@@ -128,11 +130,8 @@ pub trait KvStore {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError>;
     /// Remove `key`; removing a missing key is not an error.
     fn delete(&self, key: &str) -> Result<(), KvError>;
-    /// Replace the value at `key` with `new` only if it currently is `expected` (`None`: absent).
-    /// `Ok(true)` when this call wrote the value, `Ok(false)` when the current value differed.
-    fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError>;
-    /// Atomically add `delta` to the integer at `key` (absent: 0) and return the new value.
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError>;
+    /// Every key of the store, in any order (one operation: Spin's `get-keys`).
+    fn list_keys(&self) -> Result<Vec<String>, KvError>;
 }
 
 /// Seconds since the Unix epoch, UTC.

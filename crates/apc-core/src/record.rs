@@ -172,13 +172,17 @@ pub struct CaptureRecord {
     /// Deletions of the finished Azure capture resource tried.
     #[serde(default)]
     pub cleanup_attempts: u32,
-    /// While a request works on the record (Azure calls in flight), others leave it alone
-    /// until this time (see `advance::advance_one`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_until: Option<UnixSeconds>,
-    /// Which request holds the lease (keeps concurrent lease takers' writes distinct).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub lease_holder: String,
+    /// `POST /captures/{id}/stop` came while the record was `queued`: no new `PUT`; the next
+    /// check stops the Azure capture by name if a create made it, or ends the record if not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_requested: bool,
+    /// The last create's outcome is unknown (a time-out on the last attempt): the next checks
+    /// look the capture up by name instead of creating it, so it is followed if it exists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_unknown: bool,
+    /// Digests of the alert facts (`v1:al:{id}:{digest}`) already copied into `alert_ids`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen_facts: Vec<String>,
     /// A status question Azure has not answered yet; the next check asks there instead of
     /// issuing a new `queryStatus`. Cleared by a stop and by every terminal state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,8 +227,9 @@ impl CaptureRecord {
             azure_deleted: false,
             seen_running: false,
             cleanup_attempts: 0,
-            lease_until: None,
-            lease_holder: String::new(),
+            stop_requested: false,
+            create_unknown: false,
+            seen_facts: Vec::new(),
             status_operation: None,
             capture_start_time: None,
         }

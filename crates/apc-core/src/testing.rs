@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::ports::{KvError, KvStore};
 
-/// An in-memory [`KvStore`] with an exact compare-and-swap.
+/// An in-memory, immediately consistent [`KvStore`].
 #[derive(Default)]
 pub struct MemKv {
     data: RefCell<BTreeMap<String, Vec<u8>>>,
@@ -35,23 +35,8 @@ impl KvStore for MemKv {
         self.data.borrow_mut().remove(key);
         Ok(())
     }
-    fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError> {
-        let mut data = self.data.borrow_mut();
-        if data.get(key).map(Vec::as_slice) != expected {
-            return Ok(false);
-        }
-        data.insert(key.to_string(), new.to_vec());
-        Ok(true)
-    }
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
-        let mut data = self.data.borrow_mut();
-        let current = match data.get(key) {
-            None => 0,
-            Some(b) => i64::from_le_bytes(b.as_slice().try_into().map_err(|_| KvError("not a counter".into()))?),
-        };
-        let next = current.checked_add(delta).ok_or_else(|| KvError("counter overflow".into()))?;
-        data.insert(key.to_string(), next.to_le_bytes().to_vec());
-        Ok(next)
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        Ok(self.data.borrow().keys().cloned().collect())
     }
 }
 

@@ -168,9 +168,33 @@ pub fn compact(t: UnixSeconds) -> String {
     format!("{:04}{:02}{:02}T{:02}{:02}{:02}", d.year(), u8::from(d.month()), d.day(), d.hour(), d.minute(), d.second())
 }
 
+/// Read back a [`compact`] time (`None` for anything else).
+pub fn parse_compact(s: &str) -> Option<UnixSeconds> {
+    let b = s.as_bytes();
+    if b.len() != 15 || b[8] != b'T' || !b.iter().enumerate().all(|(i, c)| i == 8 || c.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s[r].parse::<u32>().ok();
+    let month = Month::try_from(u8::try_from(n(4..6)?).ok()?).ok()?;
+    let date = Date::from_calendar_date(i32::try_from(n(0..4)?).ok()?, month, u8::try_from(n(6..8)?).ok()?).ok()?;
+    let hms = |r| n(r).and_then(|v| u8::try_from(v).ok());
+    let time = Time::from_hms(hms(9..11)?, hms(11..13)?, hms(13..15)?).ok()?;
+    Some(PrimitiveDateTime::new(date, time).assume_offset(UtcOffset::UTC).unix_timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_times_read_back() {
+        for t in [0, 1_553_263_104, 4_102_444_799] {
+            assert_eq!(parse_compact(&compact(t)), Some(t));
+        }
+        for bad in ["", "20190322 135824", "20191322T135824", "2019032T1358245", "20190322T136024x"] {
+            assert_eq!(parse_compact(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn round_trip_and_fractions() {

@@ -167,7 +167,8 @@ fn kv_never_holds_the_token_in_clear_and_a_rotated_secret_or_tampering_refetches
         let text = String::from_utf8_lossy(&value);
         assert!(!text.contains(&token) && !text.contains("eyJ0eXAi") && !text.contains(SECRET), "{text}");
     }
-    let sealed: Value = serde_json::from_str(&stored).unwrap();
+    // The token lives sealed in the Azure cache key's `token` field.
+    let sealed: Value = serde_json::from_str::<Value>(&stored).unwrap()["token"].clone();
     assert_eq!(sealed["expires_at"], json!(T0 + 3599));
     for k in ["nonce", "ciphertext", "tag"] {
         assert!(sealed[k].as_str().unwrap().bytes().all(|c| c.is_ascii_hexdigit()), "{k}");
@@ -182,7 +183,7 @@ fn kv_never_holds_the_token_in_clear_and_a_rotated_secret_or_tampering_refetches
 
     // Tampered expiry: the tag no longer matches.
     let mut v: Value = serde_json::from_str(&env.kv.get_string(TOKEN_KEY).unwrap()).unwrap();
-    v["expires_at"] = json!(T0 + 999_999);
+    v["token"]["expires_at"] = json!(T0 + 999_999);
     apc_core::ports::KvStore::set(&env.kv, TOKEN_KEY, v.to_string().as_bytes()).unwrap();
     env.token_once();
     Azure::new(&rotated, env.world()).token().unwrap();
@@ -350,8 +351,11 @@ fn watcher_list_is_matched_on_location_and_every_region_is_cached() {
     let nw = az.find_watcher(SUB, "East US").unwrap();
     assert_eq!(nw, watcher());
     assert_arm_headers(&env.http.request(1).unwrap(), &sample_token(), false);
-    assert!(env.kv.get_string(&format!("v1:nw:{SUB}:eastus")).unwrap().contains("networkWatchers/nw1"));
-    assert!(env.kv.get_string(&format!("v1:nw:{SUB}:westus")).unwrap().contains("networkWatchers/nw2"));
+    // Every listed region, in the one cache key (one write, not one per region).
+    let cache: Value = serde_json::from_str(&env.kv.get_string(TOKEN_KEY).unwrap()).unwrap();
+    assert!(cache["watchers"][format!("{SUB}:eastus")].as_str().unwrap().contains("networkWatchers/nw1"));
+    assert!(cache["watchers"][format!("{SUB}:westus")].as_str().unwrap().contains("networkWatchers/nw2"));
+    assert_eq!(env.kv.keys(), [TOKEN_KEY]);
 
     // Same region again, and the other listed region: no call at all.
     let before = env.http.count();
@@ -399,7 +403,8 @@ fn watcher_list_2025_sample_ids_are_refused_and_a_derived_variant_matches() {
     env.http.expect(Method::Get, list_url(), sample_response(&file, 200));
     let err = env.az().find_watcher(SUB, "westus").unwrap_err();
     assert_eq!(err.code(), Some("NetworkWatcherNotFound"));
-    assert!(env.kv.keys().iter().all(|k| !k.starts_with("v1:nw:")));
+    let cache: Value = serde_json::from_str(&env.kv.get_string(TOKEN_KEY).unwrap()).unwrap();
+    assert_eq!(cache["watchers"], json!({}), "nothing cached from ids that do not parse");
 
     // The same answer with a real subscription id matches.
     let derived = sample_body(&file, 200).replace("/subscriptions/subid/", &format!("/subscriptions/{SUB}/"));

@@ -58,7 +58,8 @@ fn capture_url(action: Option<&str>) -> String {
 fn a_cached_token_serves_later_requests_without_the_network() {
     let env = ready_env();
     assert_eq!(env.az().token().unwrap().expose(), sample_token());
-    let sealed: Value = serde_json::from_str(&env.kv.get_string(TOKEN_KEY).unwrap()).unwrap();
+    let cache: Value = serde_json::from_str(&env.kv.get_string(TOKEN_KEY).unwrap()).unwrap();
+    let sealed = &cache["token"];
     assert_eq!(sealed["v"], json!(2));
     assert_eq!(sealed["nonce"].as_str().unwrap().len(), 24, "a 96-bit nonce");
     assert_eq!(sealed["tag"].as_str().unwrap().len(), 32, "a Poly1305 tag");

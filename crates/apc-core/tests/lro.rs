@@ -10,7 +10,7 @@ use apc_testkit::alerts::common_vm_alert;
 use apc_testkit::app::capture_id;
 use apc_testkit::consts::{ARM, CAPTURE_GET, NOTIFY, NW2, SUB, T0, capture_url, status_url};
 use apc_testkit::http::{ScriptedHttp, sample_json, with_header};
-use apc_testkit::{StoreBehaviour, TestApp, store_matrix_cas};
+use apc_testkit::{StoreBehaviour, TestApp, store_matrix};
 use serde_json::{Value, json};
 
 const RUNNING: &str = r#"{"packetCaptureStatus":"Running","packetCaptureError":[]}"#;
@@ -139,7 +139,7 @@ fn an_accepted_status_is_asked_at_its_location_when_retry_after_allows(store: St
     assert_eq!((v["advanced"].clone(), v["due"].clone()), (json!(0), json!(0)));
     assert_eq!(app.http.count(), 0);
 }
-store_matrix_cas!(an_accepted_status_is_asked_at_its_location_when_retry_after_allows);
+store_matrix!(an_accepted_status_is_asked_at_its_location_when_retry_after_allows: Strict, SpinSqlite, SpinRedis, Eventual);
 
 /// A scheduler that polls every minute: each poll asks the stored operation once (the wait has
 /// passed), and no poll issues a queryStatus while the operation is alive.
@@ -162,7 +162,7 @@ fn a_once_a_minute_scheduler_asks_the_operation_not_query_status(store: StoreBeh
     assert_eq!(rec["errors"], json!([]), "{rec}");
     assert_eq!(rec["state"], "running");
 }
-store_matrix_cas!(a_once_a_minute_scheduler_asks_the_operation_not_query_status);
+store_matrix!(a_once_a_minute_scheduler_asks_the_operation_not_query_status: Strict, SpinSqlite, SpinRedis, Eventual);
 
 /// At T0 + 41 the stored operation at `op` answers `answer`: it is dropped, and one fresh
 /// queryStatus (answering Running) is sent in the same check. Returns the record.
@@ -225,7 +225,7 @@ fn a_gone_or_failed_operation_is_dropped_and_query_status_asked_afresh_once(stor
     let failed = ScriptedHttp::arm_error(500, "PacketCaptureFailed", "failed");
     dropped_and_asked_afresh(&app, &id, &op_url(1), failed);
 }
-store_matrix_cas!(a_gone_or_failed_operation_is_dropped_and_query_status_asked_afresh_once);
+store_matrix!(a_gone_or_failed_operation_is_dropped_and_query_status_asked_afresh_once: Strict, SpinSqlite, SpinRedis, Eventual);
 
 fn a_throttled_operation_is_kept_and_the_wait_honoured(store: StoreBehaviour) {
     let app = TestApp::with_store(store);
@@ -245,7 +245,7 @@ fn a_throttled_operation_is_kept_and_the_wait_honoured(store: StoreBehaviour) {
     // A throttle is a real failure of the call, so it is recorded.
     assert_eq!(rec["errors"].as_array().unwrap().len(), 1, "{rec}");
 }
-store_matrix_cas!(a_throttled_operation_is_kept_and_the_wait_honoured);
+store_matrix!(a_throttled_operation_is_kept_and_the_wait_honoured: Strict, SpinSqlite, SpinRedis, Eventual);
 
 fn a_stored_operation_that_no_longer_validates_is_dropped_not_followed(store: StoreBehaviour) {
     let hostile = [
@@ -275,7 +275,7 @@ fn a_stored_operation_that_no_longer_validates_is_dropped_not_followed(store: St
         assert!(!rec.to_string().contains("evil"), "{rec}");
     }
 }
-store_matrix_cas!(a_stored_operation_that_no_longer_validates_is_dropped_not_followed);
+store_matrix!(a_stored_operation_that_no_longer_validates_is_dropped_not_followed: Strict, SpinSqlite, SpinRedis, Eventual);
 
 fn an_operation_unanswered_for_ten_minutes_is_dropped(store: StoreBehaviour) {
     // A long capture, so the ten minutes end before its watchdog.
@@ -301,7 +301,7 @@ fn an_operation_unanswered_for_ten_minutes_is_dropped(store: StoreBehaviour) {
     assert!(app.record(&id).get("status_operation").is_none());
     assert_eq!(app.record(&id)["errors"], json!([]));
 }
-store_matrix_cas!(an_operation_unanswered_for_ten_minutes_is_dropped);
+store_matrix!(an_operation_unanswered_for_ten_minutes_is_dropped: Strict, SpinSqlite, SpinRedis, Eventual);
 
 /// A pending capture about to be stopped at T0 + 35: the stop answers `stop`, and the check
 /// right after it (a fresh queryStatus) answers `status`.
@@ -327,7 +327,7 @@ fn a_stop_clears_the_pending_operation(store: StoreBehaviour) {
     assert_eq!(rec["state"], "succeeded", "{rec}");
     assert!(rec.get("status_operation").is_none(), "{rec}");
 }
-store_matrix_cas!(a_stop_clears_the_pending_operation);
+store_matrix!(a_stop_clears_the_pending_operation: Strict, SpinSqlite, SpinRedis, Eventual);
 
 fn a_stop_whose_check_is_pending_keeps_only_the_new_operation(store: StoreBehaviour) {
     let (app, id) = stop_scripted(store, ScriptedHttp::empty(202), accepted(7, "10"));
@@ -340,7 +340,7 @@ fn a_stop_whose_check_is_pending_keeps_only_the_new_operation(store: StoreBehavi
     assert_eq!(rec["next_check_at"], json!(T0 + 45));
     assert_eq!(rec["errors"], json!([]));
 }
-store_matrix_cas!(a_stop_whose_check_is_pending_keeps_only_the_new_operation);
+store_matrix!(a_stop_whose_check_is_pending_keeps_only_the_new_operation: Strict, SpinSqlite, SpinRedis, Eventual);
 
 /// The watchdog stop of a capture whose status came through a stored operation: the
 /// operation is consumed by the answer and nothing is kept after the stop.
@@ -359,7 +359,7 @@ fn the_watchdog_stop_leaves_no_operation(store: StoreBehaviour) {
     assert_eq!(rec["stop_reason"], "TimedOutByResponder");
     assert!(rec.get("status_operation").is_none(), "{rec}");
 }
-store_matrix_cas!(the_watchdog_stop_leaves_no_operation);
+store_matrix!(the_watchdog_stop_leaves_no_operation: Strict, SpinSqlite, SpinRedis, Eventual);
 
 /// The emulator (like ARM) shows a capture in `Error` as `provisioningState: Failed` on GET:
 /// that is a failed capture with Azure's reason, not a success.
@@ -398,7 +398,7 @@ fn a_capture_get_saying_provisioning_failed_is_a_failure_with_the_reason(store: 
     assert_eq!(rec["state"], "failed", "{rec}");
     assert!(rec["errors"].to_string().contains("AgentUnreachable: no agent"), "{rec}");
 }
-store_matrix_cas!(a_capture_get_saying_provisioning_failed_is_a_failure_with_the_reason);
+store_matrix!(a_capture_get_saying_provisioning_failed_is_a_failure_with_the_reason: Strict, SpinSqlite, SpinRedis, Eventual);
 
 fn capture_start_time_is_read_in_azure_shapes_and_kept_raw_when_unreadable(store: StoreBehaviour) {
     for (given, shown) in [
@@ -414,11 +414,12 @@ fn capture_start_time_is_read_in_azure_shapes_and_kept_raw_when_unreadable(store
         poll(&app);
         app.http.assert_done();
         assert_eq!(app.record(&id)["capture_start_time"], shown, "{given}");
+        app.settle();
         let (_, v) = app.get_capture(&id);
         assert_eq!(v["capture_start_time"], shown, "{given}");
     }
 }
-store_matrix_cas!(capture_start_time_is_read_in_azure_shapes_and_kept_raw_when_unreadable);
+store_matrix!(capture_start_time_is_read_in_azure_shapes_and_kept_raw_when_unreadable: Strict, SpinSqlite, SpinRedis, Eventual);
 
 /// A refusal to read the operation is a real failure, recorded with the role action it
 /// names, not silently replaced by a fresh queryStatus.
@@ -440,4 +441,4 @@ fn a_refused_operation_read_is_recorded(store: StoreBehaviour) {
     assert_eq!(rec["state"], "failed", "{rec}");
     assert!(rec.get("status_operation").is_none(), "terminal: {rec}");
 }
-store_matrix_cas!(a_refused_operation_read_is_recorded);
+store_matrix!(a_refused_operation_read_is_recorded: Strict, SpinSqlite, SpinRedis, Eventual);

@@ -14,7 +14,7 @@ use std::cell::Cell;
 
 use apc_core::api::{self, ApiRequest, ApiResponse};
 use apc_core::ports::{KvStore, Method, OutboundRequest, World};
-use apc_core::store;
+use apc_core::store::{Listing, records};
 use serde_json::Value;
 
 use crate::consts::{
@@ -154,9 +154,30 @@ impl TestApp {
         self.call("POST", "/alerts", &body)
     }
 
-    /// `POST /poll`.
+    /// `POST /poll` as the scheduler sends it, about a minute after the last one: on an
+    /// eventually consistent store, replication has caught up first ([`settle`](Self::settle)).
+    /// A poll racing other requests' writes is `call("POST", "/poll", b"")`.
     pub fn poll(&self) -> (ApiResponse, Value) {
+        self.settle();
         self.call("POST", "/poll", b"")
+    }
+
+    /// Let an eventually consistent store catch up: every write so far becomes visible to the
+    /// next request (request boundaries that touch nothing, as time passing between requests
+    /// would). Other behaviours are consistent already.
+    pub fn settle(&self) {
+        if self.kv.behaviour() != StoreBehaviour::Eventual {
+            return;
+        }
+        let rounds = match self.kv.staleness() {
+            Staleness::Requests(n) => n,
+            Staleness::Seconds(_) => 0,
+        };
+        let now = self.clock_now();
+        for _ in 0..rounds {
+            self.kv.begin_request(now);
+            self.kv.end_request();
+        }
     }
 
     /// `GET /captures/{id}`.
@@ -169,17 +190,38 @@ impl TestApp {
         self.call("POST", &format!("/captures/{id}/stop"), b"")
     }
 
+    /// The store key holding record `id` now (latest state): its terminal key, else its active
+    /// one (panics when there is none).
+    pub fn record_key(&self, id: &str) -> String {
+        let listing = Listing::from_keys(self.kv.keys());
+        if let Some(t) = listing.finished_at(id) {
+            return records::cap_key(id, t);
+        }
+        listing
+            .active
+            .iter()
+            .find(|a| a.name == id)
+            .map(records::ActKey::key)
+            .unwrap_or_else(|| panic!("no record stored for {id}"))
+    }
+
+    /// Is there a record `id` (latest state)?
+    pub fn has_record(&self, id: &str) -> bool {
+        Listing::from_keys(self.kv.keys()).knows(id)
+    }
+
     /// The stored record of capture `id` (latest state; panics when there is none).
     pub fn record(&self, id: &str) -> Value {
-        let raw = self.kv.get_string(&store::record_key(id)).unwrap_or_else(|| panic!("no record stored for {id}"));
+        let raw = self.kv.get_string(&self.record_key(id)).unwrap_or_else(|| panic!("no record stored for {id}"));
         serde_json::from_str(&raw).unwrap_or_else(|e| panic!("record {id} is not JSON: {e}"))
     }
 
-    /// Write the stored record of capture `id` as a test would tamper with it (outside any
-    /// request: every later request sees it).
+    /// Write the stored record of capture `id` where it is stored now, as a test would tamper
+    /// with it (outside any request: every later request sees it).
     pub fn put_record(&self, id: &str, rec: &Value) {
         let bytes = serde_json::to_vec(rec).unwrap_or_else(|e| panic!("record {id} does not serialise: {e}"));
-        self.kv.set(&store::record_key(id), &bytes).unwrap_or_else(|e| panic!("cannot store record {id}: {e}"));
+        let key = self.record_key(id);
+        self.kv.set(&key, &bytes).unwrap_or_else(|e| panic!("cannot store record {id}: {e}"));
     }
 
     /// A notification receiver at [`NOTIFY_HOST`] that takes every notification (`200`).

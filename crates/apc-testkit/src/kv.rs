@@ -1,14 +1,14 @@
 //! The in-memory key-value store, with the store behaviours the product must survive.
 //!
-//! [`MemKv`] is one store whose compare-and-swap, increment and read consistency follow a
-//! [`StoreBehaviour`] chosen per test:
+//! [`MemKv`] is one store whose read consistency follows a [`StoreBehaviour`] chosen per test.
+//! The port has no atomics (issue 9), so the strict, SQLite and Redis behaviours (whose
+//! differences were all in compare-and-swap) now behave alike; they stay named so every
+//! scenario keeps running once per backend:
 //!
-//! | behaviour | compare-and-swap | increment | reads across requests |
-//! |---|---|---|---|
-//! | [`Strict`](StoreBehaviour::Strict) | exact | yes | immediate |
-//! | [`SpinSqlite`](StoreBehaviour::SpinSqlite) | expected "absent" is a blind upsert | yes | immediate |
-//! | [`SpinRedis`](StoreBehaviour::SpinRedis) | a swap that writes reports `Ok(false)` | yes | immediate |
-//! | [`Eventual`](StoreBehaviour::Eventual) | `KvError` (no atomics) | `KvError` | stale by [`Staleness`] |
+//! | behaviour | reads and listings across requests |
+//! |---|---|
+//! | [`Strict`](StoreBehaviour::Strict), [`SpinSqlite`](StoreBehaviour::SpinSqlite), [`SpinRedis`](StoreBehaviour::SpinRedis) | immediate |
+//! | [`Eventual`](StoreBehaviour::Eventual) | stale by [`Staleness`]; a listing shows what a read would see |
 //!
 //! Request boundaries ([`MemKv::begin_request`], [`MemKv::end_request`]) tell the eventual store
 //! which request a read or write belongs to; [`crate::TestApp`] marks them around every call.
@@ -23,19 +23,16 @@ use apc_core::ports::{KvError, KvStore, UnixSeconds};
 /// How the store behaves where real key-value backends differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StoreBehaviour {
-    /// A correct compare-and-swap: writes and reports success only when the current value is
-    /// the expected one.
+    /// Immediately consistent.
     #[default]
     Strict,
-    /// Spin's SQLite store: a swap whose expected value is "absent" is an unconditional upsert
-    /// (it writes and reports success even when the key exists); other swaps are exact.
+    /// Spin's SQLite store: immediately consistent (its swap quirk no longer matters: the port
+    /// has no compare-and-swap).
     SpinSqlite,
-    /// Spin's Redis store (SPIN-NOTES): a swap that should succeed writes but reports failure
-    /// (`Ok(false)`); a swap that should fail reports failure and does not write. `increment`
-    /// works.
+    /// Spin's Redis store: immediately consistent (its false `CasFailed` no longer matters).
     SpinRedis,
-    /// Akamai Functions: no atomics at all (`compare_and_swap` and `increment` fail); a request
-    /// reads its own writes at once, other requests' writes only after the [`Staleness`].
+    /// Akamai Functions: a request reads (and lists) its own writes at once, other requests'
+    /// writes only after the [`Staleness`].
     Eventual,
 }
 
@@ -73,16 +70,18 @@ pub struct KvCounts {
     pub sets: u32,
     /// `delete` calls.
     pub deletes: u32,
-    /// `compare_and_swap` calls.
-    pub cas: u32,
-    /// `increment` calls.
-    pub increments: u32,
+    /// `list_keys` calls.
+    pub lists: u32,
 }
 
 impl KvCounts {
     /// All operations.
     pub fn total(&self) -> u32 {
-        self.gets + self.sets + self.deletes + self.cas + self.increments
+        self.gets + self.sets + self.deletes + self.lists
+    }
+    /// Writes (`set` and `delete`).
+    pub fn writes(&self) -> u32 {
+        self.sets + self.deletes
     }
 }
 
@@ -169,11 +168,11 @@ impl MemKv {
     pub fn reset_counts(&self) {
         self.counts.set(KvCounts::default());
     }
-    /// Make reads (`get`, and the read half of CAS) fail until turned off.
+    /// Make reads (`get`, `list_keys`) fail until turned off.
     pub fn fail_reads(&self, on: bool) {
         self.fail_reads.set(on);
     }
-    /// Make writes (`set`, `delete`, CAS) fail until turned off.
+    /// Make writes (`set`, `delete`) fail until turned off.
     pub fn fail_writes(&self, on: bool) {
         self.fail_writes.set(on);
     }
@@ -266,8 +265,15 @@ impl MemKv {
         }
     }
 
-    fn no_atomics(op: &str) -> KvError {
-        KvError(format!("atomics are not supported on this store ({op}): eventually consistent key-value store"))
+    /// Every key a read in the current request would find (the latest state outside one).
+    fn listed(&self) -> Vec<String> {
+        match (self.behaviour, self.current.get()) {
+            (StoreBehaviour::Eventual, Some(_)) => {
+                let keys: Vec<String> = self.history.borrow().keys().cloned().collect();
+                keys.into_iter().filter(|k| self.read(k).is_some()).collect()
+            }
+            _ => self.keys(),
+        }
     }
 }
 
@@ -298,53 +304,12 @@ impl KvStore for MemKv {
         Ok(())
     }
 
-    fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError> {
-        self.bump(|c| c.cas += 1);
-        if self.behaviour == StoreBehaviour::Eventual {
-            return Err(Self::no_atomics("compare_and_swap"));
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        self.bump(|c| c.lists += 1);
+        if self.fail_reads.get() {
+            return Err(KvError("injected read failure".into()));
         }
-        if self.fail_reads.get() || self.fail_writes.get() {
-            return Err(KvError("injected failure".into()));
-        }
-        let matches = self.read(key).as_deref() == expected;
-        match self.behaviour {
-            StoreBehaviour::SpinSqlite if expected.is_none() => {
-                // INSERT … ON CONFLICT DO UPDATE: whatever is there is overwritten.
-                self.write(key, Some(new));
-                Ok(true)
-            }
-            StoreBehaviour::SpinRedis => {
-                // The write happens; the reply is lost to a failing UNWATCH (SPIN-NOTES).
-                if matches {
-                    self.write(key, Some(new));
-                }
-                Ok(false)
-            }
-            _ => {
-                if matches {
-                    self.write(key, Some(new));
-                }
-                Ok(matches)
-            }
-        }
-    }
-
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
-        self.bump(|c| c.increments += 1);
-        if self.behaviour == StoreBehaviour::Eventual {
-            return Err(Self::no_atomics("increment"));
-        }
-        if self.fail_writes.get() {
-            return Err(KvError("injected write failure".into()));
-        }
-        // Stored as Spin's stores keep counters: 8 bytes, little-endian.
-        let current = match self.read(key) {
-            None => 0,
-            Some(b) => i64::from_le_bytes(b.as_slice().try_into().map_err(|_| KvError("not a counter".into()))?),
-        };
-        let next = current.checked_add(delta).ok_or_else(|| KvError("counter overflow".into()))?;
-        self.write(key, Some(&next.to_le_bytes()));
-        Ok(next)
+        Ok(self.listed())
     }
 }
 
@@ -357,60 +322,38 @@ mod tests {
     }
 
     #[test]
-    fn strict_swaps_only_on_the_expected_value() {
-        let s = kv(StoreBehaviour::Strict);
-        assert_eq!(s.compare_and_swap("k", None, b"1"), Ok(true));
-        assert_eq!(s.compare_and_swap("k", None, b"2"), Ok(false), "absent expected, present found");
-        assert_eq!(s.get_string("k").as_deref(), Some("1"));
-        assert_eq!(s.compare_and_swap("k", Some(b"x"), b"3"), Ok(false));
-        assert_eq!(s.get_string("k").as_deref(), Some("1"));
-        assert_eq!(s.compare_and_swap("k", Some(b"1"), b"4"), Ok(true));
-        assert_eq!(s.get_string("k").as_deref(), Some("4"));
-        assert_eq!(s.increment("n", 2), Ok(2));
-        assert_eq!(s.increment("n", 3), Ok(5));
-        assert_eq!(s.counts().cas, 4);
-        assert_eq!(s.counts().increments, 2);
+    fn consistent_behaviours_list_every_key_at_once() {
+        for b in [StoreBehaviour::Strict, StoreBehaviour::SpinSqlite, StoreBehaviour::SpinRedis] {
+            let s = kv(b);
+            s.begin_request(0);
+            s.set("a", b"1").unwrap();
+            s.set("b", b"2").unwrap();
+            s.end_request();
+            s.begin_request(0);
+            assert_eq!(s.list_keys(), Ok(vec!["a".to_string(), "b".to_string()]), "{b:?}");
+            s.delete("a").unwrap();
+            assert_eq!(s.list_keys(), Ok(vec!["b".to_string()]), "{b:?}");
+            s.end_request();
+            assert_eq!(s.counts().lists, 2);
+        }
     }
 
     #[test]
-    fn sqlite_upserts_over_an_existing_value_when_absent_is_expected() {
-        let s = kv(StoreBehaviour::SpinSqlite);
-        s.set("k", b"old").unwrap();
-        assert_eq!(s.compare_and_swap("k", None, b"new"), Ok(true), "reports success");
-        assert_eq!(s.get_string("k").as_deref(), Some("new"), "and overwrote the existing value");
-        // Swaps from a present value stay exact.
-        assert_eq!(s.compare_and_swap("k", Some(b"old"), b"x"), Ok(false));
-        assert_eq!(s.get_string("k").as_deref(), Some("new"));
-        assert_eq!(s.compare_and_swap("k", Some(b"new"), b"y"), Ok(true));
-        assert_eq!(s.get_string("k").as_deref(), Some("y"));
-        assert_eq!(s.increment("n", 1), Ok(1));
-    }
-
-    #[test]
-    fn redis_reports_failure_after_writing_and_does_not_write_on_a_real_mismatch() {
-        let s = kv(StoreBehaviour::SpinRedis);
-        assert_eq!(s.compare_and_swap("k", None, b"1"), Ok(false), "reports failure");
-        assert_eq!(s.get_string("k").as_deref(), Some("1"), "but really wrote");
-        assert_eq!(s.compare_and_swap("k", Some(b"1"), b"2"), Ok(false));
-        assert_eq!(s.get_string("k").as_deref(), Some("2"), "wrote again");
-        assert_eq!(s.compare_and_swap("k", Some(b"1"), b"3"), Ok(false));
-        assert_eq!(s.get_string("k").as_deref(), Some("2"), "a swap that should fail does not write");
-        assert_eq!(s.compare_and_swap("k", None, b"4"), Ok(false));
-        assert_eq!(s.get_string("k").as_deref(), Some("2"));
-        assert_eq!(s.increment("n", 5), Ok(5));
-        assert_eq!(s.increment("n", -2), Ok(3));
-    }
-
-    #[test]
-    fn eventual_has_no_atomics() {
-        let s = kv(StoreBehaviour::Eventual);
-        s.begin_request(0);
-        let e = s.compare_and_swap("k", None, b"1").unwrap_err();
-        assert!(e.0.contains("atomics are not supported"), "{e}");
-        let e = s.increment("n", 1).unwrap_err();
-        assert!(e.0.contains("atomics are not supported"), "{e}");
-        assert!(s.keys().is_empty(), "nothing written");
-        assert_eq!(s.counts().cas + s.counts().increments, 2, "still counted");
+    fn eventual_lists_own_writes_and_the_stale_view() {
+        let s = kv(StoreBehaviour::Eventual).with_staleness(Staleness::Requests(1));
+        s.set("seed", b"s").unwrap();
+        s.begin_request(0); // 1
+        s.set("k1", b"1").unwrap();
+        assert_eq!(s.list_keys(), Ok(vec!["k1".to_string(), "seed".to_string()]), "own write listed");
+        s.end_request();
+        s.begin_request(0); // 2: request 1 hidden
+        assert_eq!(s.list_keys(), Ok(vec!["seed".to_string()]));
+        s.delete("seed").unwrap();
+        assert_eq!(s.list_keys(), Ok(vec![]), "own delete applies at once");
+        s.end_request();
+        s.begin_request(0); // 3: request 1 visible, request 2's delete not yet
+        assert_eq!(s.list_keys(), Ok(vec!["k1".to_string(), "seed".to_string()]));
+        s.end_request();
     }
 
     #[test]
@@ -489,17 +432,18 @@ mod tests {
         let s = MemKv::new();
         s.fail_writes(true);
         assert!(s.set("k", b"v").is_err());
-        assert!(s.compare_and_swap("k", None, b"v").is_err());
+        assert!(s.delete("k").is_err());
         s.fail_writes(false);
         s.fail_reads(true);
         assert!(s.get("k").is_err());
+        assert!(s.list_keys().is_err());
         s.fail_reads(false);
         s.set("k", b"v").unwrap();
         s.set("j", b"v").unwrap();
         s.delete("k").unwrap();
         assert_eq!(s.keys(), ["j"]);
         assert_eq!(s.max_keys_seen(), 2);
-        assert_eq!(s.counts(), KvCounts { gets: 1, sets: 3, deletes: 1, cas: 1, increments: 0 });
+        assert_eq!(s.counts(), KvCounts { gets: 1, sets: 3, deletes: 2, lists: 1 });
         s.reset_counts();
         assert_eq!(s.counts().total(), 0);
     }

@@ -74,8 +74,9 @@ impl Variables for MapVars {
 
 /// Run a scenario `fn name(store: StoreBehaviour)` once per store behaviour, each as its own
 /// test, so a failure names the behaviour (`name::SpinRedis`). All four behaviours must be
-/// listed, in order; each may carry attributes, typically `#[ignore = "why"]` for one that
-/// cannot hold today.
+/// listed, in order; each may carry attributes. Every scenario is expected to hold on every
+/// behaviour: where an eventually consistent store cannot give an exact answer, the scenario
+/// asserts what the design promises there instead (docs/STATE.md), never an `ignore`.
 ///
 /// ```text
 /// fn first_alert(store: StoreBehaviour) { let app = TestApp::with_store(store); /* … */ }
@@ -112,53 +113,5 @@ macro_rules! store_matrix {
                 super::$scenario($crate::StoreBehaviour::Eventual);
             }
         }
-    };
-}
-
-/// [`store_matrix!`] for a scenario that writes through today's compare-and-swap state layer
-/// (`apc_core::store`): it holds on the strict and SQLite stores; on the Redis and eventual
-/// stores it is ignored, with the assumption that breaks. Scenarios move to a plain
-/// `store_matrix!` as the rebuilt state layer makes them hold.
-///
-/// `store_matrix_cas!(name, SpinRedis)`: the scenario also holds on the Redis store (what it
-/// asserts does not depend on the swap's reply); only the eventual store is ignored.
-#[macro_export]
-macro_rules! store_matrix_cas {
-    ($scenario:ident) => {
-        $crate::store_matrix!($scenario:
-            Strict,
-            SpinSqlite,
-            #[ignore = $crate::redis_cas_reason!()]
-            SpinRedis,
-            #[ignore = $crate::eventual_no_atomics_reason!()]
-            Eventual,
-        );
-    };
-    ($scenario:ident, SpinRedis) => {
-        $crate::store_matrix!($scenario:
-            Strict,
-            SpinSqlite,
-            SpinRedis,
-            #[ignore = $crate::eventual_no_atomics_reason!()]
-            Eventual,
-        );
-    };
-}
-
-/// Why a scenario that writes state cannot hold on [`StoreBehaviour::SpinRedis`] today.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! redis_cas_reason {
-    () => {
-        "Redis CAS reports failure after writing: the core reads the record create (CAS on absent) as a lost race (duplicate) and store::update retries into Contention (503); only the Spin adapter re-reads"
-    };
-}
-
-/// Why a scenario that writes state cannot hold on [`StoreBehaviour::Eventual`] today.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! eventual_no_atomics_reason {
-    () => {
-        "no atomics: store::ensure_index's increment and store::update's compare-and-swap fail, so any request that writes state answers 503"
     };
 }

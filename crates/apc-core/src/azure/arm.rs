@@ -19,16 +19,6 @@ pub const MAX_LRO_GETS: u32 = 2;
 /// operation back ([`StatusOutcome::Pending`]) for a later request to ask.
 pub const LRO_INLINE_WAIT_SECS: u64 = 0;
 
-/// The cache entry of one region's watcher.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct CachedWatcher {
-    id: String,
-}
-
-fn watcher_key(subscription: &str, location: &str) -> String {
-    format!("v1:nw:{subscription}:{location}")
-}
-
 /// Subscription ids and locations go into keys and URLs: refuse anything unusual up front.
 fn plain(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
@@ -102,7 +92,7 @@ impl Azure<'_> {
     }
 
     /// The Network Watcher of (subscription, location): from the KV cache, else from the
-    /// subscription's watcher list (every region found is cached).
+    /// subscription's watcher list (every region found is cached, in one write).
     pub fn find_watcher(&self, subscription: &str, location: &str) -> Result<ResourceId, AzureError> {
         let sub = subscription.to_ascii_lowercase();
         let loc = normalize_location(location);
@@ -118,7 +108,7 @@ impl Azure<'_> {
             &["subscriptions", &sub, "providers", "Microsoft.Network", "networkWatchers"],
             NETWORK_API_VERSION,
         );
-        let mut cached: Vec<String> = Vec::new();
+        let mut cached: Vec<(String, ResourceId)> = Vec::new();
         let mut found = None;
         for _ in 0..MAX_WATCHER_PAGES {
             let resp = self.arm_expect(Method::Get, &url, None, &[200])?;
@@ -136,14 +126,13 @@ impl Azure<'_> {
                 {
                     continue;
                 }
-                if cached.contains(&item_loc) {
+                if cached.iter().any(|(l, _)| *l == item_loc) {
                     continue; // one watcher per region; keep the first
                 }
-                self.cache_watcher(&sub, &item_loc, &id);
                 if item_loc == loc {
-                    found = Some(id);
+                    found = Some(id.clone());
                 }
-                cached.push(item_loc);
+                cached.push((item_loc, id));
             }
             if found.is_some() {
                 break;
@@ -152,6 +141,14 @@ impl Azure<'_> {
                 Some(next) if self.on_arm_host(next) => url = next.to_string(),
                 _ => break,
             }
+        }
+        if !cached.is_empty() {
+            self.update_cache(|c| {
+                for (l, id) in cached {
+                    c.set_watcher(&sub, &l, id.to_string());
+                }
+                true
+            });
         }
         found.ok_or_else(|| AzureError::Permanent {
             status: 404,
@@ -166,22 +163,14 @@ impl Azure<'_> {
 
     /// Drop the cached watcher (call after ARM says the watcher is gone).
     pub fn forget_watcher(&self, subscription: &str, location: &str) {
-        let key = watcher_key(&subscription.to_ascii_lowercase(), &normalize_location(location));
-        // A failed delete leaves a stale entry; the next 404 comes back here.
-        let _ = self.world.kv.delete(&key);
+        let (sub, loc) = (subscription.to_ascii_lowercase(), normalize_location(location));
+        // A failed write leaves a stale entry; the next 404 comes back here.
+        self.update_cache(|c| c.forget_watcher(&sub, &loc));
     }
 
     fn cached_watcher(&self, sub: &str, loc: &str) -> Option<ResourceId> {
-        let raw = self.world.kv.get(&watcher_key(sub, loc)).ok()??;
-        let entry: CachedWatcher = serde_json::from_slice(&raw).ok()?;
-        ResourceId::parse(&entry.id).ok().filter(|id| id.is_type("Microsoft.Network", &["networkWatchers"]))
-    }
-
-    fn cache_watcher(&self, sub: &str, loc: &str, id: &ResourceId) {
-        if let Ok(value) = serde_json::to_vec(&CachedWatcher { id: id.to_string() }) {
-            // A KV failure only costs a list call next time.
-            let _ = self.world.kv.set(&watcher_key(sub, loc), &value);
-        }
+        let id = self.with_cache(|c| c.watcher(sub, loc).map(str::to_string))?;
+        ResourceId::parse(&id).ok().filter(|id| id.is_type("Microsoft.Network", &["networkWatchers"]))
     }
 
     /// True when `link` is on the configured ARM scheme, host and port (and looks like a URL).

@@ -22,8 +22,11 @@ pub use model::{CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInf
 pub use operation::{OperationKind, OperationPoll, OperationUrl, StatusOutcome};
 pub use token::{TOKEN_KEY, TOKEN_MARGIN_SECS};
 
+use std::cell::RefCell;
+
 use crate::config::AzureConfig;
 use crate::ports::{OutboundRequest, OutboundResponse, TransportError, World};
+use crate::store::cache::AzureCache;
 
 /// Compute api-version for VM and scale-set GETs.
 pub const COMPUTE_API_VERSION: &str = "2025-04-01";
@@ -37,12 +40,44 @@ pub struct Azure<'a> {
     cfg: &'a AzureConfig,
     world: World<'a>,
     calls: Cell<u32>,
+    /// The `v1:azure` cache, read once per request on first use.
+    cache: RefCell<Option<AzureCache>>,
 }
 
 impl<'a> Azure<'a> {
     /// A client over `world`'s HTTP, key-value store and clock.
     pub fn new(cfg: &'a AzureConfig, world: World<'a>) -> Self {
-        Azure { cfg, world, calls: Cell::new(0) }
+        Azure { cfg, world, calls: Cell::new(0), cache: RefCell::new(None) }
+    }
+
+    /// Read the cache now (one `get`), unless this request already has.
+    pub fn preload(&self) {
+        self.with_cache(|_| ());
+    }
+
+    /// Run `f` on the cache, reading it on first use.
+    fn with_cache<T>(&self, f: impl FnOnce(&mut AzureCache) -> T) -> T {
+        let mut slot = self.cache.borrow_mut();
+        f(slot.get_or_insert_with(|| AzureCache::load(self.world.kv)))
+    }
+
+    /// Change the cache with `f`; written back when `f` says it changed something.
+    fn update_cache(&self, f: impl FnOnce(&mut AzureCache) -> bool) {
+        let changed = self.with_cache(f);
+        if changed && let Some(c) = self.cache.borrow().as_ref() {
+            c.save(self.world.kv);
+        }
+    }
+
+    /// The cached region of a target (lower-case id).
+    pub fn cached_region(&self, target_key: &str) -> Option<String> {
+        self.with_cache(|c| c.region(target_key).map(str::to_string))
+    }
+
+    /// Remember a target's region (saves a VM `GET` on its next alert).
+    pub fn remember_region(&self, target_key: &str, region: &str) {
+        let now = self.world.clock.now();
+        self.update_cache(|c| c.set_region(target_key, region, now));
     }
 
     /// Outbound HTTP requests made through this client so far (token requests included).

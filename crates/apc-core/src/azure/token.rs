@@ -20,8 +20,10 @@ use super::error::{AzureError, MAX_MESSAGE_CHARS, from_transport, one_line, retr
 use crate::config::{AzureConfig, Secret};
 use crate::ports::{Method, OutboundRequest};
 
-/// KV key of the cached token.
-pub const TOKEN_KEY: &str = "v1:token";
+/// KV key holding the cached token (in the `token` field of the Azure cache).
+pub const TOKEN_KEY: &str = crate::store::cache::CACHE_KEY;
+/// The label the sealed token is bound to (associated data): the cache key and its field.
+const TOKEN_LABEL: &str = "v1:azure#token";
 /// A cached token is used only while it has at least this many seconds left.
 pub const TOKEN_MARGIN_SECS: i64 = 60;
 
@@ -64,9 +66,9 @@ fn cache_key(cfg: &AzureConfig) -> Option<Key> {
 /// Associated data: the KV key, the format version and the expiry, so a sealed value moved to
 /// another key, relabelled or given a later expiry does not open.
 fn associated_data(expires_at: i64) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(TOKEN_KEY.len() + 16);
-    aad.extend_from_slice(&(TOKEN_KEY.len() as u64).to_be_bytes());
-    aad.extend_from_slice(TOKEN_KEY.as_bytes());
+    let mut aad = Vec::with_capacity(TOKEN_LABEL.len() + 16);
+    aad.extend_from_slice(&(TOKEN_LABEL.len() as u64).to_be_bytes());
+    aad.extend_from_slice(TOKEN_LABEL.as_bytes());
     aad.extend_from_slice(&SEAL_VERSION.to_be_bytes());
     aad.extend_from_slice(&expires_at.to_be_bytes());
     aad
@@ -118,12 +120,12 @@ impl Azure<'_> {
 
     /// Drop the cached token (after ARM refused it).
     pub(crate) fn drop_token(&self) {
-        // A failed delete only means the next request tries the stale token once more.
-        let _ = self.world.kv.delete(TOKEN_KEY);
+        // A failed write only means the next request tries the stale token once more.
+        self.update_cache(|c| c.token.take().is_some());
     }
 
     fn cached_token(&self) -> Option<Secret> {
-        let raw = self.world.kv.get(TOKEN_KEY).ok()??;
+        let raw = self.with_cache(|c| c.token.as_ref().and_then(|v| serde_json::to_vec(v).ok()))?;
         let (token, expires_at) = open(self.cfg, &raw)?;
         if expires_at.saturating_sub(self.world.clock.now()) < TOKEN_MARGIN_SECS {
             return None;
@@ -259,9 +261,12 @@ impl Azure<'_> {
         if getrandom::fill(&mut nonce).is_err() {
             return;
         }
-        if let Some(value) = seal(self.cfg, token, expires_at, nonce) {
+        if let Some(value) = seal(self.cfg, token, expires_at, nonce).and_then(|v| serde_json::from_slice(&v).ok()) {
             // A KV failure only costs a token request next time.
-            let _ = self.world.kv.set(TOKEN_KEY, &value);
+            self.update_cache(|c| {
+                c.token = Some(value);
+                true
+            });
         }
     }
 }
@@ -400,9 +405,13 @@ mod tests {
         let c = cfg();
         let az = Azure::new(&c, World { http: &http, kv: &kv, clock: &clock });
         az.store_token("tok-123", 9000);
-        let first: Value = serde_json::from_slice(&kv.get_string(TOKEN_KEY).unwrap().into_bytes()).unwrap();
+        let sealed = || -> Value {
+            let cache: Value = serde_json::from_str(&kv.get_string(TOKEN_KEY).unwrap()).unwrap();
+            cache["token"].clone()
+        };
+        let first = sealed();
         az.store_token("tok-123", 9000);
-        let second: Value = serde_json::from_slice(&kv.get_string(TOKEN_KEY).unwrap().into_bytes()).unwrap();
+        let second = sealed();
         assert_ne!(first["nonce"], second["nonce"]);
         assert_ne!(first["ciphertext"], second["ciphertext"]);
         assert_eq!(az.cached_token().map(|t| t.expose().to_string()).as_deref(), Some("tok-123"));

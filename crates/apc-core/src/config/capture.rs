@@ -1,7 +1,7 @@
 //! Capture parameters, storage, limits and housekeeping: `storage_account_id`,
 //! `capture_file_path`, `capture_*`, `max_active_captures`, `allowed_scopes`, `poll_batch`,
 //! `max_attempts`, `capture_grace_seconds`, `delete_finished_captures`, `retention_hours`,
-//! `max_records`.
+//! `max_records`, `coalesce_window_seconds`.
 
 use super::Reader;
 use crate::resource_id::{ResourceId, Scope};
@@ -41,6 +41,7 @@ pub(crate) struct Limits {
     pub delete_finished_captures: bool,
     pub retention_hours: u32,
     pub max_records: u32,
+    pub coalesce_window_seconds: u32,
 }
 
 fn storage(r: &mut Reader) -> Option<Option<ResourceId>> {
@@ -136,6 +137,7 @@ pub(crate) fn load(r: &mut Reader) -> Option<(CaptureDefaults, Limits)> {
     let delete_finished_captures = r.flag("delete_finished_captures");
     let retention_hours = r.small("retention_hours", 1, 24 * 365);
     let max_records = r.small("max_records", 10, 400);
+    let coalesce_window_seconds = r.small("coalesce_window_seconds", 60, 86_400);
     if let (Some(records), Some(active)) = (max_records, max_active_captures)
         && records < active
     {
@@ -163,6 +165,7 @@ pub(crate) fn load(r: &mut Reader) -> Option<(CaptureDefaults, Limits)> {
         delete_finished_captures: delete_finished_captures?,
         retention_hours: retention_hours?,
         max_records: max_records?,
+        coalesce_window_seconds: coalesce_window_seconds?,
     };
     Some((defaults, limits))
 }

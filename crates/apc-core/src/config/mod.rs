@@ -137,6 +137,7 @@ pub const VARIABLES: &[Variable] = &[
     var("delete_finished_captures", DefaultValue::Value("true"), Section::Capture),
     var("retention_hours", DefaultValue::Value("72"), Section::Capture),
     var("max_records", DefaultValue::Value("200"), Section::Capture),
+    var("coalesce_window_seconds", DefaultValue::Value("300"), Section::Capture),
 ];
 
 /// The declaration of `name`, if the component reads it.
@@ -266,6 +267,9 @@ pub struct Config {
     pub retention_hours: u32,
     /// Records kept at most.
     pub max_records: u32,
+    /// Alerts for one VM fired in the same window of this many seconds share one capture name
+    /// (SPEC §5.2), so concurrent deliveries meet the same Azure capture without any lock.
+    pub coalesce_window_seconds: u32,
 }
 
 impl Config {
@@ -293,6 +297,7 @@ impl Config {
                 delete_finished_captures: limits.delete_finished_captures,
                 retention_hours: limits.retention_hours,
                 max_records: limits.max_records,
+                coalesce_window_seconds: limits.coalesce_window_seconds,
             }),
             _ => Err(r.problems),
         }

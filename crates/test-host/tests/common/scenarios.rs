@@ -463,7 +463,7 @@ pub struct SoakReport {
     pub max_records: usize,
     /// Largest key count the store held.
     pub max_keys: u64,
-    /// The documented bound `2 × max_records + 3 + watcher regions`.
+    /// The documented bound (docs/STATE.md, "Bounds").
     pub bound: u64,
     /// Records that left the store while their last seen state was active and that were never
     /// notified as finished (goal: none).
@@ -501,7 +501,11 @@ pub fn soak(alerts: usize, vms: usize, max_records: usize) -> SoakReport {
     let w = World::new(vms, &[("max_records", &max_s), ("capture_time_limit_seconds", "60")]);
     let step = (86_400 / alerts.max(1)).max(1) as i64;
     let started = Instant::now();
-    let mut report = SoakReport { alerts, max_records, bound: 2 * max_records as u64 + 3 + 1, ..Default::default() };
+    // Issue 9's bound (docs/STATE.md): finished records and their work markers ≤ 2 ×
+    // max_records, active records and their claims ≤ 2 × max_active_captures (10), one fact per
+    // alert accepted within retention_hours (72 h: all of this day's), and the Azure cache.
+    let bound = 2 * max_records as u64 + 2 * 10 + alerts as u64 + 1;
+    let mut report = SoakReport { alerts, max_records, bound, ..Default::default() };
     let mut last_state: BTreeMap<String, String> = BTreeMap::new();
     let mut seen_active: BTreeSet<String> = BTreeSet::new();
     let mut gone_while_active: Vec<String> = Vec::new();
@@ -510,7 +514,13 @@ pub fn soak(alerts: usize, vms: usize, max_records: usize) -> SoakReport {
         let values = w.host.kv().values();
         let mut now: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &values {
-            if let Some(id) = k.strip_prefix("v1:cap:") {
+            // Issue 9's keys: `v1:act:{group}:{vm}:{name}` while active, `v1:cap:{name}:{finished}`.
+            let id = match (k.strip_prefix("v1:act:"), k.strip_prefix("v1:cap:")) {
+                (Some(rest), _) => rest.rsplit(':').next(),
+                (None, Some(rest)) => rest.rsplit_once(':').map(|(name, _)| name),
+                _ => None,
+            };
+            if let Some(id) = id {
                 let rec: Value = serde_json::from_slice(v).unwrap_or(Value::Null);
                 let state = rec["state"].as_str().unwrap_or("?").to_string();
                 if state == "queued" || state == "running" {
