@@ -1207,13 +1207,22 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
     // Valid: build the answered properties.
     let now = st.now();
     let mut out = props.clone();
+    let mut blob_key = None;
     out.insert("bytesToCapturePerPacket".into(), json!(bytes_per_packet));
     out.insert("totalBytesPerSession".into(), json!(bytes_per_session));
     out.insert("timeLimitInSeconds".into(), json!(time_limit));
     out.entry("filters").or_insert_with(|| json!([]));
     if let Some(account) = account {
         let mut loc = storage.clone();
-        loc.insert("storagePath".into(), json!(storage_path(&account, &vm.id, now)));
+        let blob = blob_name(&vm.id, now);
+        let url = if st.settings.config.modes.emulator_storage_paths {
+            // The host ARM answers with: the public base, or the hostile one when set.
+            format!("{host}/{account}/{}/{blob}", crate::blob::CONTAINER)
+        } else {
+            format!("https://{account}.blob.core.windows.net/{}/{blob}", crate::blob::CONTAINER)
+        };
+        loc.insert("storagePath".into(), json!(url));
+        blob_key = Some(format!("{account}/{}/{blob}", crate::blob::CONTAINER));
         out.insert("storageLocation".into(), Value::Object(loc));
     }
     let delay = st.settings.config.capture_start_delay_secs;
@@ -1248,6 +1257,7 @@ fn capture_put(st: &mut State, host: &str, at: CaptureAt<'_>, req: &Request) -> 
         provisioned_at: now.saturating_add(Duration::seconds(
             i64::try_from(st.settings.config.modes.updating_secs).unwrap_or(i64::MAX),
         )),
+        blob: blob_key,
     };
     st.captures.insert(key, capture.clone());
     created(st, host, capture)
@@ -1343,16 +1353,17 @@ fn capture_key_of(c: &Capture) -> String {
     c.id.to_ascii_lowercase()
 }
 
-/// Where Network Watcher puts the `.cap` blob:
-/// `https://{account}.blob.core.windows.net/network-watcher-logs/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.compute/virtualmachines/{vm}/{yyyy}/{mm}/{dd}/packetcapture_{hh}_{mm}_{ss}_{ms}.cap`.
-fn storage_path(account: &str, vm: &ArmId, t: OffsetDateTime) -> String {
+/// Where Network Watcher puts the `.cap` blob in container `network-watcher-logs` of
+/// `https://{account}.blob.core.windows.net`:
+/// `subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.compute/virtualmachines/{vm}/{yyyy}/{mm}/{dd}/packetcapture_{hh}_{mm}_{ss}_{ms}.cap`.
+fn blob_name(vm: &ArmId, t: OffsetDateTime) -> String {
     let kind = if vm.kind.eq_ignore_ascii_case("virtualMachineScaleSets") {
         "virtualmachinescalesets"
     } else {
         "virtualmachines"
     };
     format!(
-        "https://{account}.blob.core.windows.net/network-watcher-logs/subscriptions/{}/resourcegroups/{}/providers/microsoft.compute/{kind}/{}/{:04}/{:02}/{:02}/packetcapture_{:02}_{:02}_{:02}_{:03}.cap",
+        "subscriptions/{}/resourcegroups/{}/providers/microsoft.compute/{kind}/{}/{:04}/{:02}/{:02}/packetcapture_{:02}_{:02}_{:02}_{:03}.cap",
         vm.subscription.to_ascii_lowercase(),
         vm.resource_group.to_ascii_lowercase(),
         vm.name.to_ascii_lowercase(),

@@ -24,6 +24,7 @@
 //! | `POST /_emulator/public_base` | `{"base": url or null}` | URL clients see (a TLS front) |
 //! | `GET /_emulator/modes` | – | the [`crate::ArmModes`] in force |
 //! | `POST /_emulator/modes` | some [`crate::ArmModes`] fields | change those fields, answer all |
+//! | `POST /_emulator/storage/scenario` | `{"capture": name, "scenario": "syn_flood"}` | traffic in that capture's file ([`crate::pcap::Scenario`]; default `heavy_talker`) |
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -43,6 +44,12 @@ fn bad(message: impl std::fmt::Display) -> Response {
 
 fn parse<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
     serde_json::from_slice(&req.body).map_err(bad)
+}
+
+#[derive(Deserialize)]
+struct SetScenario {
+    capture: String,
+    scenario: crate::pcap::Scenario,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +160,10 @@ pub(crate) fn handle(inner: &Inner, req: &Request) -> Response {
             Ok(ok(json!({})))
         }),
         ("GET", "captures") => Ok(ok(json!(crate::captures(inner)))),
+        ("POST", "storage/scenario") => parse::<SetScenario>(req).map(|s| {
+            inner.lock().scenarios.insert(s.capture.to_ascii_lowercase(), s.scenario);
+            ok(json!({}))
+        }),
         ("POST", "hostile") => parse::<Hostile>(req).map(|h| {
             inner.lock().settings.hostile_base = h.base.map(|b| b.trim_end_matches('/').to_string());
             ok(json!({}))

@@ -81,7 +81,8 @@ pub(crate) fn token(inner: &Inner, tenant: &str, req: &Request) -> Response {
         );
     }
     let scope = field("scope").unwrap_or("");
-    if !scope_ok(scope, inner.base()) {
+    let storage = is_storage_scope(scope);
+    if !storage && !scope_ok(scope, inner.base()) {
         return error(
             inner,
             400,
@@ -97,7 +98,11 @@ pub(crate) fn token(inner: &Inner, tenant: &str, req: &Request) -> Response {
     let token = format!("emu.{}", st.random_hex(4));
     let lifetime = config.token_lifetime_secs;
     let expires = st.now().saturating_add(Duration::seconds(i64::try_from(lifetime).unwrap_or(i64::MAX)));
-    st.tokens.insert(token.clone(), expires);
+    if storage {
+        st.storage_tokens.insert(token.clone(), expires);
+    } else {
+        st.tokens.insert(token.clone(), expires);
+    }
     Response::json(
         200,
         &json!({
@@ -140,6 +145,13 @@ pub(crate) fn openid_configuration(inner: &Inner, tenant: &str) -> Response {
             "cloud_instance_name": "microsoftonline.com"
         }),
     )
+}
+
+/// The Azure Storage audience (the same in every cloud).
+fn is_storage_scope(scope: &str) -> bool {
+    scope
+        .strip_suffix("/.default")
+        .is_some_and(|r| r.trim_end_matches('/').eq_ignore_ascii_case("https://storage.azure.com"))
 }
 
 /// The audiences the emulated ARM accepts: its own base URL and public Azure's.

@@ -32,6 +32,10 @@ pub mod routes {
     pub const ASYNC_OPERATION: &str = "async_operation";
     /// `GET` of a `Location` URL (operation results).
     pub const OPERATION_RESULT: &str = "operation_result";
+    /// `GET` of a capture blob (path style).
+    pub const BLOB_GET: &str = "blob_get";
+    /// `POST /{account}/?restype=service&comp=userdelegationkey`.
+    pub const USER_DELEGATION_KEY: &str = "user_delegation_key";
     /// Anything else.
     pub const UNKNOWN: &str = "unknown";
     /// Matches every route in a [`crate::Fault`].

@@ -7,11 +7,13 @@
 //! Answers follow the shapes of the real payloads in `testdata/azure-samples/`.
 
 mod arm;
+mod blob;
 mod control;
 mod entra;
 pub mod faults;
 mod http;
 mod model;
+pub mod pcap;
 pub mod versions;
 
 use std::collections::BTreeMap;
@@ -168,8 +170,16 @@ pub struct ArmModes {
     /// Actions (e.g. `Microsoft.Network/networkWatchers/packetCaptures/write`, compared
     /// case-insensitively) answered `403 AuthorizationFailed`.
     pub denied_actions: Vec<String>,
-    /// Object id named in `AuthorizationFailed` messages.
+    /// Object id named in `AuthorizationFailed` messages (and `SignedOid` of delegation keys).
     pub principal_object_id: String,
+    /// `storagePath` on the emulator's own Blob service, path style
+    /// (`{base}/{account}/network-watcher-logs/…`), instead of Azure's
+    /// `https://{account}.blob.core.windows.net/…` (default `false`). The file is served at the
+    /// path-style address either way.
+    pub emulator_storage_paths: bool,
+    /// Blob reads and user delegation keys answer `403 AuthorizationPermissionMismatch`, as
+    /// for a service principal without a data-plane role (default `false`).
+    pub storage_denied: bool,
 }
 
 impl Default for ArmModes {
@@ -188,6 +198,8 @@ impl Default for ArmModes {
             scope_errors: true,
             denied_actions: Vec::new(),
             principal_object_id: DEFAULT_PRINCIPAL_OBJECT_ID.to_string(),
+            emulator_storage_paths: false,
+            storage_denied: false,
         }
     }
 }
@@ -532,9 +544,25 @@ impl Emulator {
         self.inner.lock().settings.config.capture_start_delay_secs = secs;
     }
 
+    /// The traffic scenario of capture `name`'s file (default [`pcap::Scenario::HeavyTalker`]).
+    pub fn set_scenario(&self, name: &str, scenario: pcap::Scenario) {
+        self.inner.lock().scenarios.insert(name.to_ascii_lowercase(), scenario);
+    }
+
+    /// Answer Blob reads and user delegation keys `403 AuthorizationPermissionMismatch`.
+    pub fn set_storage_denied(&self, denied: bool) {
+        self.update_modes(|m| m.storage_denied = denied);
+    }
+
+    /// Report `storagePath` on the emulator's own Blob service ([`ArmModes::emulator_storage_paths`]).
+    pub fn set_emulator_storage_paths(&self, on: bool) {
+        self.update_modes(|m| m.emulator_storage_paths = on);
+    }
+
     /// Every bearer token issued so far, so tests can check that none leaks anywhere.
     pub fn issued_tokens(&self) -> Vec<String> {
-        self.inner.lock().tokens.keys().cloned().collect()
+        let st = self.inner.lock();
+        st.tokens.keys().chain(st.storage_tokens.keys()).cloned().collect()
     }
 
     /// Makes every token issued so far expire now (ARM then answers
@@ -705,6 +733,7 @@ pub(crate) fn revoke_tokens(inner: &Inner) {
     let mut st = inner.lock();
     let now = st.now();
     st.tokens.values_mut().for_each(|e| *e = now);
+    st.storage_tokens.values_mut().for_each(|e| *e = now);
 }
 
 pub(crate) fn fail_capture(inner: &Inner, name: &str) {
@@ -805,6 +834,8 @@ fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
     match route {
         Route::Token { tenant } => entra::token(inner, tenant, req),
         Route::OpenIdConfig { tenant } => entra::openid_configuration(inner, tenant),
+        Route::Blob { account, container, blob } => blob::get_blob(inner, account, container, blob, req),
+        Route::UserDelegationKey { account } => blob::user_delegation_key(inner, account, req),
         Route::Unknown => arm::not_found_route(req),
         other => arm::handle(inner, other, req),
     }
@@ -814,7 +845,9 @@ fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
 /// `x-ms-correlation-request-id` (or a fresh one), and the client's `x-ms-client-request-id`
 /// echoed when sent.
 fn with_request_ids(inner: &Inner, route: &Route, req: &Request, resp: Response) -> Response {
-    if let Route::Token { .. } | Route::OpenIdConfig { .. } = route {
+    if let Route::Token { .. } | Route::OpenIdConfig { .. } | Route::Blob { .. } | Route::UserDelegationKey { .. } =
+        route
+    {
         return resp;
     }
     let (request_id, fresh_correlation) = {
@@ -859,6 +892,18 @@ pub(crate) fn http_date(t: OffsetDateTime) -> String {
 fn fault_response(inner: &Inner, route: &Route, code: u16, retry_after: u32) -> Response {
     if let Route::Token { .. } = route {
         return entra::fault(inner, code, retry_after);
+    }
+    if let Route::Blob { .. } | Route::UserDelegationKey { .. } = route {
+        let resp = blob::error(
+            inner,
+            code,
+            if code == 503 { "ServerBusy" } else { "InternalError" },
+            "The emulator injected this error.",
+        );
+        return match retry_after_value(inner, retry_after) {
+            Some(v) if matches!(code, 429 | 503) => resp.with_header("Retry-After", v),
+            _ => resp,
+        };
     }
     let (err, msg) = match code {
         429 => (
@@ -937,16 +982,60 @@ fn redact_secrets(text: &str) -> String {
 /// A classified request. Path segments are percent-decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Route {
-    Token { tenant: String },
-    OpenIdConfig { tenant: String },
-    VmGet { sub: String, rg: String, vm: String },
-    VmssGet { sub: String, rg: String, vmss: String },
-    VmssVmGet { sub: String, rg: String, vmss: String, instance: String },
-    WatchersList { sub: String },
-    CaptureList { sub: String, rg: String, nw: String },
-    Capture { op: &'static str, sub: String, rg: String, nw: String, name: String },
-    AsyncOperation { sub: String, id: String },
-    OperationResult { sub: String, id: String },
+    Token {
+        tenant: String,
+    },
+    OpenIdConfig {
+        tenant: String,
+    },
+    VmGet {
+        sub: String,
+        rg: String,
+        vm: String,
+    },
+    VmssGet {
+        sub: String,
+        rg: String,
+        vmss: String,
+    },
+    VmssVmGet {
+        sub: String,
+        rg: String,
+        vmss: String,
+        instance: String,
+    },
+    WatchersList {
+        sub: String,
+    },
+    CaptureList {
+        sub: String,
+        rg: String,
+        nw: String,
+    },
+    Capture {
+        op: &'static str,
+        sub: String,
+        rg: String,
+        nw: String,
+        name: String,
+    },
+    AsyncOperation {
+        sub: String,
+        id: String,
+    },
+    OperationResult {
+        sub: String,
+        id: String,
+    },
+    /// A blob, path style; names decoded.
+    Blob {
+        account: String,
+        container: String,
+        blob: String,
+    },
+    UserDelegationKey {
+        account: String,
+    },
     Unknown,
 }
 
@@ -963,6 +1052,8 @@ impl Route {
             Route::Capture { op, .. } => op,
             Route::AsyncOperation { .. } => routes::ASYNC_OPERATION,
             Route::OperationResult { .. } => routes::OPERATION_RESULT,
+            Route::Blob { .. } => routes::BLOB_GET,
+            Route::UserDelegationKey { .. } => routes::USER_DELEGATION_KEY,
             Route::Unknown => routes::UNKNOWN,
         }
     }
@@ -1055,6 +1146,30 @@ fn classify(req: &Request) -> Route {
                 _ => return Route::Unknown,
             };
             Route::Capture { op, sub, rg, nw, name: rest[0].to_string() }
+        }
+        _ => classify_blob(req, &s),
+    }
+}
+
+/// Blob service routes (path style), for what no ARM route took.
+fn classify_blob(req: &Request, s: &[&str]) -> Route {
+    let account_ok =
+        |a: &str| (3..=24).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    match (req.method.as_str(), s) {
+        ("POST", [account, ""] | [account])
+            if account_ok(account)
+                && req.query_param("restype").as_deref() == Some("service")
+                && req.query_param("comp").as_deref() == Some("userdelegationkey") =>
+        {
+            Route::UserDelegationKey { account: account.to_string() }
+        }
+        ("GET", [account, container, blob @ ..])
+            if account_ok(account)
+                && !container.is_empty()
+                && !blob.is_empty()
+                && blob.iter().all(|p| !p.is_empty()) =>
+        {
+            Route::Blob { account: account.to_string(), container: container.to_string(), blob: blob.join("/") }
         }
         _ => Route::Unknown,
     }

@@ -137,6 +137,21 @@ pub(crate) struct Capture {
     pub updating_reads: u32,
     /// Emulator time before which reads see `Updating`.
     pub provisioned_at: OffsetDateTime,
+    /// `{account}/{container}/{blob}` (decoded) of the capture file, when stored in an account.
+    pub blob: Option<String>,
+}
+
+/// A user delegation key the Blob service issued.
+#[derive(Debug, Clone)]
+pub(crate) struct DelegationKey {
+    pub oid: String,
+    pub tid: String,
+    /// `SignedStart` / `SignedExpiry` exactly as answered.
+    pub start: String,
+    pub expiry: String,
+    pub version: String,
+    pub value: Vec<u8>,
+    pub account: String,
 }
 
 /// What a long-running operation is about.
@@ -240,6 +255,12 @@ pub(crate) struct State {
     pub clock: Clock,
     /// token → expiry on the emulator clock.
     pub tokens: HashMap<String, OffsetDateTime>,
+    /// Tokens issued for the Storage audience (only Blob storage takes them; ARM does not).
+    pub storage_tokens: HashMap<String, OffsetDateTime>,
+    /// User delegation keys issued.
+    pub delegation_keys: Vec<DelegationKey>,
+    /// Traffic scenario per capture name (lower-case); others get the default.
+    pub scenarios: HashMap<String, crate::pcap::Scenario>,
     pub vms: BTreeMap<String, Vm>,
     pub watchers: BTreeMap<String, Watcher>,
     pub captures: BTreeMap<String, Capture>,
@@ -267,6 +288,9 @@ impl State {
             faults: Faults::new(config.fault_seed),
             settings: Settings { config, hostile_base: None, public_base: None },
             tokens: HashMap::new(),
+            storage_tokens: HashMap::new(),
+            delegation_keys: Vec::new(),
+            scenarios: HashMap::new(),
             vms: BTreeMap::new(),
             watchers: BTreeMap::new(),
             captures: BTreeMap::new(),
@@ -320,6 +344,7 @@ mod tests {
             hang: false,
             updating_reads: 0,
             provisioned_at: t0,
+            blob: None,
         }
     }
 

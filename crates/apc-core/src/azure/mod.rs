@@ -11,6 +11,7 @@ mod arm;
 mod error;
 mod model;
 mod operation;
+pub mod storage;
 mod token;
 
 use std::cell::Cell;
@@ -20,7 +21,7 @@ pub(crate) use error::one_line;
 pub use error::{AzureError, DEFAULT_RETRY_AFTER_SECS, MAX_MESSAGE_CHARS, MAX_RETRY_AFTER_SECS};
 pub use model::{CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInfo, normalize_location};
 pub use operation::{OperationKind, OperationPoll, OperationUrl, StatusOutcome};
-pub use token::{TOKEN_KEY, TOKEN_MARGIN_SECS};
+pub use token::{STORAGE_RESOURCE, STORAGE_TOKEN_KEY, TOKEN_KEY, TOKEN_MARGIN_SECS};
 
 use std::cell::RefCell;
 

@@ -20,10 +20,15 @@ use super::error::{AzureError, MAX_MESSAGE_CHARS, from_transport, one_line, retr
 use crate::config::{AzureConfig, Secret};
 use crate::ports::{Method, OutboundRequest};
 
-/// KV key holding the cached token (in the `token` field of the Azure cache).
+/// KV key holding the cached ARM token (in the `token` field of the Azure cache).
 pub const TOKEN_KEY: &str = crate::store::cache::CACHE_KEY;
-/// The label the sealed token is bound to (associated data): the cache key and its field.
+/// The label the sealed ARM token is bound to (associated data): the cache key and its field.
 const TOKEN_LABEL: &str = "v1:azure#token";
+/// KV key of the cached Azure Storage token: a slot of its own, so the two never replace each
+/// other and a value moved between them does not open (the key is in the associated data).
+pub const STORAGE_TOKEN_KEY: &str = "v1:token:storage";
+/// The Azure Storage audience. It is the same in every cloud (public, China, US Government).
+pub const STORAGE_RESOURCE: &str = "https://storage.azure.com";
 /// A cached token is used only while it has at least this many seconds left.
 pub const TOKEN_MARGIN_SECS: i64 = 60;
 
@@ -40,6 +45,37 @@ const MAX_SEALED_TOKEN: usize = 32 * 1024;
 /// The tenant is one path segment: encode everything but unreserved characters.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
+/// Which token: where it is cached (`kv_key`: its own key, or `None` for the `token` field of the
+/// Azure cache), the label its sealed value is bound to, for which resource, and the variable
+/// that fixes a refused scope (none for Storage, whose audience is fixed).
+#[derive(Clone, Copy)]
+pub(crate) struct Slot<'s> {
+    kv_key: Option<&'static str>,
+    label: &'static str,
+    resource: &'s str,
+    scope_variable: Option<&'static str>,
+}
+
+impl<'s> Slot<'s> {
+    fn arm(cfg: &'s AzureConfig) -> Self {
+        Slot {
+            kv_key: None,
+            label: TOKEN_LABEL,
+            resource: cfg.arm_endpoint.as_str(),
+            scope_variable: Some("azure_arm_endpoint"),
+        }
+    }
+
+    fn storage() -> Slot<'static> {
+        Slot {
+            kv_key: Some(STORAGE_TOKEN_KEY),
+            label: STORAGE_TOKEN_KEY,
+            resource: STORAGE_RESOURCE,
+            scope_variable: None,
+        }
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Sealed {
     v: u32,
@@ -51,9 +87,15 @@ struct Sealed {
 
 /// The sealing key: HKDF-SHA256 over the client secret, salted with everything that decides
 /// which token is the right one (each part length-prefixed, so no two configurations collide).
+#[cfg(test)]
 fn cache_key(cfg: &AzureConfig) -> Option<Key> {
+    cache_key_for(cfg, Slot::arm(cfg))
+}
+
+/// [`cache_key`] for any slot: the slot's resource takes the ARM endpoint's place in the salt.
+fn cache_key_for(cfg: &AzureConfig, slot: Slot) -> Option<Key> {
     let mut salt = Vec::new();
-    for part in [cfg.tenant_id.as_str(), cfg.client_id.as_str(), &cfg.authority_host, &cfg.arm_endpoint] {
+    for part in [cfg.tenant_id.as_str(), cfg.client_id.as_str(), &cfg.authority_host, slot.resource] {
         salt.extend_from_slice(&(part.len() as u64).to_be_bytes());
         salt.extend_from_slice(part.as_bytes());
     }
@@ -63,23 +105,28 @@ fn cache_key(cfg: &AzureConfig) -> Option<Key> {
     Some(key.into())
 }
 
-/// Associated data: the KV key, the format version and the expiry, so a sealed value moved to
-/// another key, relabelled or given a later expiry does not open.
-fn associated_data(expires_at: i64) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(TOKEN_LABEL.len() + 16);
-    aad.extend_from_slice(&(TOKEN_LABEL.len() as u64).to_be_bytes());
-    aad.extend_from_slice(TOKEN_LABEL.as_bytes());
+/// Associated data: the slot's label, the format version and the expiry, so a sealed value moved
+/// to another slot, relabelled or given a later expiry does not open.
+fn associated_data(label: &str, expires_at: i64) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(label.len() + 16);
+    aad.extend_from_slice(&(label.len() as u64).to_be_bytes());
+    aad.extend_from_slice(label.as_bytes());
     aad.extend_from_slice(&SEAL_VERSION.to_be_bytes());
     aad.extend_from_slice(&expires_at.to_be_bytes());
     aad
 }
 
 /// Seal `token` with the given nonce (fresh and random in [`Azure::store_token`]).
+#[cfg(test)]
 fn seal(cfg: &AzureConfig, token: &str, expires_at: i64, nonce: [u8; NONCE_LEN]) -> Option<Vec<u8>> {
-    let cipher = ChaCha20Poly1305::new(&cache_key(cfg)?);
+    seal_in(cfg, Slot::arm(cfg), token, expires_at, nonce)
+}
+
+fn seal_in(cfg: &AzureConfig, slot: Slot, token: &str, expires_at: i64, nonce: [u8; NONCE_LEN]) -> Option<Vec<u8>> {
+    let cipher = ChaCha20Poly1305::new(&cache_key_for(cfg, slot)?);
     let mut buf = token.as_bytes().to_vec();
-    let tag =
-        cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), &associated_data(expires_at), &mut buf).ok()?;
+    let aad = associated_data(slot.label, expires_at);
+    let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf).ok()?;
     let sealed =
         Sealed { v: SEAL_VERSION, expires_at, nonce: to_hex(&nonce), ciphertext: to_hex(&buf), tag: to_hex(&tag) };
     serde_json::to_vec(&sealed).ok()
@@ -87,7 +134,12 @@ fn seal(cfg: &AzureConfig, token: &str, expires_at: i64, nonce: [u8; NONCE_LEN])
 
 /// Open a cached value: the token and its expiry, or `None` for anything that does not open
 /// (old format, garbage, another secret or configuration, tampering).
+#[cfg(test)]
 fn open(cfg: &AzureConfig, raw: &[u8]) -> Option<(String, i64)> {
+    open_in(cfg, Slot::arm(cfg), raw)
+}
+
+fn open_in(cfg: &AzureConfig, slot: Slot, raw: &[u8]) -> Option<(String, i64)> {
     let sealed: Sealed = serde_json::from_slice(raw).ok()?;
     if sealed.v != SEAL_VERSION || sealed.ciphertext.len() > 2 * MAX_SEALED_TOKEN {
         return None;
@@ -95,11 +147,11 @@ fn open(cfg: &AzureConfig, raw: &[u8]) -> Option<(String, i64)> {
     let nonce = from_hex(&sealed.nonce).filter(|n| n.len() == NONCE_LEN)?;
     let tag = from_hex(&sealed.tag).filter(|t| t.len() == TAG_LEN)?;
     let mut buf = from_hex(&sealed.ciphertext)?;
-    let cipher = ChaCha20Poly1305::new(&cache_key(cfg)?);
+    let cipher = ChaCha20Poly1305::new(&cache_key_for(cfg, slot)?);
     cipher
         .decrypt_in_place_detached(
             Nonce::from_slice(&nonce),
-            &associated_data(sealed.expires_at),
+            &associated_data(slot.label, sealed.expires_at),
             &mut buf,
             Tag::from_slice(&tag),
         )
@@ -112,10 +164,20 @@ impl Azure<'_> {
     /// A bearer token: from the KV cache if it is valid for at least 60 more seconds, else from
     /// Entra ID (then cached).
     pub fn token(&self) -> Result<Secret, AzureError> {
-        if let Some(token) = self.cached_token() {
+        self.token_in(Slot::arm(self.cfg))
+    }
+
+    /// A bearer token for Azure Storage (audience [`STORAGE_RESOURCE`]), cached like the ARM
+    /// token but in its own slot ([`STORAGE_TOKEN_KEY`]).
+    pub fn storage_token(&self) -> Result<Secret, AzureError> {
+        self.token_in(Slot::storage())
+    }
+
+    fn token_in(&self, slot: Slot) -> Result<Secret, AzureError> {
+        if let Some(token) = self.cached_token(slot) {
             return Ok(token);
         }
-        self.fetch_token()
+        self.fetch_token_in(slot)
     }
 
     /// Drop the cached token (after ARM refused it).
@@ -124,9 +186,18 @@ impl Azure<'_> {
         self.update_cache(|c| c.token.take().is_some());
     }
 
-    fn cached_token(&self) -> Option<Secret> {
-        let raw = self.with_cache(|c| c.token.as_ref().and_then(|v| serde_json::to_vec(v).ok()))?;
-        let (token, expires_at) = open(self.cfg, &raw)?;
+    /// Drop the cached Storage token and fetch a new one (after Storage refused it).
+    pub(crate) fn refresh_storage_token(&self) -> Result<Secret, AzureError> {
+        let _ = self.world.kv.delete(STORAGE_TOKEN_KEY);
+        self.fetch_token_in(Slot::storage())
+    }
+
+    fn cached_token(&self, slot: Slot) -> Option<Secret> {
+        let raw = match slot.kv_key {
+            Some(key) => self.world.kv.get(key).ok()??,
+            None => self.with_cache(|c| c.token.as_ref().and_then(|v| serde_json::to_vec(v).ok()))?,
+        };
+        let (token, expires_at) = open_in(self.cfg, slot, &raw)?;
         if expires_at.saturating_sub(self.world.clock.now()) < TOKEN_MARGIN_SECS {
             return None;
         }
@@ -135,6 +206,10 @@ impl Azure<'_> {
 
     /// Ask Entra ID for a new token and cache it.
     pub(crate) fn fetch_token(&self) -> Result<Secret, AzureError> {
+        self.fetch_token_in(Slot::arm(self.cfg))
+    }
+
+    fn fetch_token_in(&self, slot: Slot) -> Result<Secret, AzureError> {
         let cfg = self.cfg;
         let url = format!(
             "{}/{}/oauth2/v2.0/token",
@@ -143,7 +218,7 @@ impl Azure<'_> {
         );
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("client_id", &cfg.client_id)
-            .append_pair("scope", &format!("{}/.default", cfg.arm_endpoint.trim_end_matches('/')))
+            .append_pair("scope", &format!("{}/.default", slot.resource.trim_end_matches('/')))
             .append_pair("client_secret", cfg.client_secret.expose())
             .append_pair("grant_type", "client_credentials")
             .finish();
@@ -173,16 +248,16 @@ impl Azure<'_> {
             }
             .unwrap_or(0);
             if expires_in > TOKEN_MARGIN_SECS {
-                self.store_token(token, self.world.clock.now().saturating_add(expires_in));
+                self.store_token(slot, token, self.world.clock.now().saturating_add(expires_in));
             }
             return Ok(Secret::new(token));
         }
-        Err(self.entra_error(resp.status, &json, retry_after_header(&resp, self.world.clock.now())))
+        Err(self.entra_error(slot, resp.status, &json, retry_after_header(&resp, self.world.clock.now())))
     }
 
     /// Sort an Entra ID error: configuration problems name the variable to fix. Branches on
     /// `error` and `error_codes` only, never on the description text.
-    fn entra_error(&self, status: u16, json: &Value, retry_after: Option<u64>) -> AzureError {
+    fn entra_error(&self, slot: Slot, status: u16, json: &Value, retry_after: Option<u64>) -> AzureError {
         let error = json.get("error").and_then(Value::as_str).unwrap_or("").to_string();
         let codes: Vec<i64> = json
             .get("error_codes")
@@ -213,7 +288,7 @@ impl Azure<'_> {
             Some("azure_tenant_id")
         } else {
             match error.as_str() {
-                "invalid_scope" => Some("azure_arm_endpoint"),
+                "invalid_scope" => slot.scope_variable,
                 "invalid_tenant" => Some("azure_tenant_id"),
                 "unauthorized_client" => Some("azure_client_id"),
                 "invalid_client" => Some("azure_client_secret"),
@@ -255,18 +330,27 @@ impl Azure<'_> {
         one_line(&s, MAX_MESSAGE_CHARS)
     }
 
-    fn store_token(&self, token: &str, expires_at: i64) {
+    fn store_token(&self, slot: Slot, token: &str, expires_at: i64) {
         let mut nonce = [0u8; NONCE_LEN];
         // Without randomness there is no safe nonce: skip the cache, costing a token request.
         if getrandom::fill(&mut nonce).is_err() {
             return;
         }
-        if let Some(value) = seal(self.cfg, token, expires_at, nonce).and_then(|v| serde_json::from_slice(&v).ok()) {
+        if let Some(value) = seal_in(self.cfg, slot, token, expires_at, nonce) {
             // A KV failure only costs a token request next time.
-            self.update_cache(|c| {
-                c.token = Some(value);
-                true
-            });
+            match slot.kv_key {
+                Some(key) => {
+                    let _ = self.world.kv.set(key, &value);
+                }
+                None => {
+                    if let Ok(sealed) = serde_json::from_slice(&value) {
+                        self.update_cache(|c| {
+                            c.token = Some(sealed);
+                            true
+                        });
+                    }
+                }
+            }
         }
     }
 }
@@ -361,6 +445,17 @@ mod tests {
     }
 
     #[test]
+    fn the_arm_and_storage_slots_never_open_each_other() {
+        let c = cfg();
+        let arm = seal_in(&c, Slot::arm(&c), "tok-arm", 5000, NONCE).unwrap();
+        let storage = seal_in(&c, Slot::storage(), "tok-storage", 5000, NONCE).unwrap();
+        assert_eq!(open_in(&c, Slot::arm(&c), &arm), Some(("tok-arm".to_string(), 5000)));
+        assert_eq!(open_in(&c, Slot::storage(), &storage), Some(("tok-storage".to_string(), 5000)));
+        assert_eq!(open_in(&c, Slot::storage(), &arm), None);
+        assert_eq!(open_in(&c, Slot::arm(&c), &storage), None);
+    }
+
+    #[test]
     fn tampering_relabelling_and_old_formats_do_not_open() {
         let sealed = seal(&cfg(), "tok-123", 5000, NONCE).unwrap();
         let v: Value = serde_json::from_slice(&sealed).unwrap();
@@ -404,17 +499,17 @@ mod tests {
         let (http, kv, clock) = (NoHttp::default(), MemKv::new(), FixedClock(1000));
         let c = cfg();
         let az = Azure::new(&c, World { http: &http, kv: &kv, clock: &clock });
-        az.store_token("tok-123", 9000);
         let sealed = || -> Value {
             let cache: Value = serde_json::from_str(&kv.get_string(TOKEN_KEY).unwrap()).unwrap();
             cache["token"].clone()
         };
+        az.store_token(Slot::arm(&c), "tok-123", 9000);
         let first = sealed();
-        az.store_token("tok-123", 9000);
+        az.store_token(Slot::arm(&c), "tok-123", 9000);
         let second = sealed();
         assert_ne!(first["nonce"], second["nonce"]);
         assert_ne!(first["ciphertext"], second["ciphertext"]);
-        assert_eq!(az.cached_token().map(|t| t.expose().to_string()).as_deref(), Some("tok-123"));
+        assert_eq!(az.cached_token(Slot::arm(&c)).map(|t| t.expose().to_string()).as_deref(), Some("tok-123"));
         assert_eq!(http.count(), 0);
     }
 }
