@@ -25,13 +25,18 @@ mod kv;
 mod logs;
 mod manifest;
 mod outbound;
+mod redis_store;
+mod replicas;
+mod replicated;
 mod spin;
 
 pub use clock::TestClock;
 pub use host::{Host, HostError, HostOptions, Request, RequestStats, Response};
-pub use kv::{CasSemantics, KvCounts, KvStore};
+pub use kv::{CasHandle, CasSemantics, KvCounts, KvFailure, KvSession, KvStore, Staleness, StoreKind, SwapResult};
 pub use logs::{LogBuffer, LogLine, Stream};
 pub use manifest::{
     AllowedHost, ComponentSpec, HostPattern, HttpTrigger, Manifest, ManifestError, PortPattern, Variable, default_port,
 };
 pub use outbound::{OutboundJournal, OutboundOutcome, OutboundRecord};
+pub use redis_store::{RedisServer, RedisServerError};
+pub use replicas::Replicas;
