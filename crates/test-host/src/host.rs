@@ -50,14 +50,11 @@ pub enum HostError {
     Timeout(Duration),
     /// The component imports an interface the platform (the store given) does not offer, so
     /// it cannot be instantiated there.
-    #[error(
-        "cannot instantiate the component on the {platform}: it imports `{interface}`, which the {platform} does \
-         not offer"
-    )]
+    #[error("cannot instantiate the component: it imports `{interface}`, which the {platform} does not offer")]
     MissingImport {
         /// The interface, e.g. `wasi:keyvalue/atomics@0.2.0-draft2`.
         interface: String,
-        /// The platform, e.g. "Akamai-like store (no wasi:keyvalue/atomics)".
+        /// The platform, e.g. "Akamai-like store (as on Akamai Functions)".
         platform: String,
     },
 }
@@ -477,7 +474,7 @@ fn refuse_import(engine: &Engine, component: &Component, interface: &str, kind: 
         Some(name) => Err(HostError::MissingImport {
             interface: name,
             platform: match kind {
-                StoreKind::AkamaiLike => "Akamai-like store (Akamai Functions offers no wasi:keyvalue/atomics)",
+                StoreKind::AkamaiLike => "Akamai-like store (as on Akamai Functions)",
                 StoreKind::Memory | StoreKind::Redis => "store",
             }
             .to_string(),

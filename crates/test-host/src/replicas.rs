@@ -93,7 +93,17 @@ impl Replicas {
     /// time as the pool has threads. Answers in request order, each with the index of the
     /// replica that served it.
     pub fn deliver(&self, requests: Vec<Request>) -> Vec<(usize, Result<Response, HostError>)> {
-        let limit = Arc::new(Semaphore::new(self.threads));
+        self.deliver_in_flight(requests, self.threads)
+    }
+
+    /// [`Self::deliver`] with at most `in_flight` requests at a time (at least one), on the
+    /// same threads.
+    pub fn deliver_in_flight(
+        &self,
+        requests: Vec<Request>,
+        in_flight: usize,
+    ) -> Vec<(usize, Result<Response, HostError>)> {
+        let limit = Arc::new(Semaphore::new(in_flight.max(1)));
         let jobs: Vec<_> = requests
             .into_iter()
             .map(|request| {
