@@ -50,15 +50,16 @@ impl Fleet {
     /// Starts everything; `Err` when the hosts refuse the component (e.g. a missing import).
     pub fn start(platform: &Platform, replicas: usize, vms: usize) -> Result<Fleet, HostError> {
         let (store, redis) = platform.store();
-        Self::on_store(store, redis, replicas, vms)
+        Self::on_store(store, redis, replicas, vms, &[])
     }
 
-    /// Like [`Fleet::start`] on a store already made.
+    /// Like [`Fleet::start`] on a store already made, with `extra` application variables.
     pub fn on_store(
         store: KvStore,
         redis: Option<RedisServer>,
         replicas: usize,
         vms: usize,
+        extra: &[(&str, &str)],
     ) -> Result<Fleet, HostError> {
         let emu = Emulator::start("127.0.0.1:0").expect("emulator starts");
         for i in 1..=vms {
@@ -73,7 +74,7 @@ impl Fleet {
         let options = HostOptions {
             wasm: wasm_path(),
             manifest: repo_root().join("spin.toml"),
-            variables: variables(&emu, &sink, &[]),
+            variables: variables(&emu, &sink, extra),
             store: Some(store),
             ..Default::default()
         };
