@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Full-size reliability runs (issue 4): builds the release component, then runs
-# crates/test-host/examples/apc-bench.rs (optimised) against it and prints a table.
+# Full-size reliability runs (issue 4) and per-store costs (issue 9): builds the release
+# component, then runs crates/test-host/examples/apc-bench.rs and apc-stores.rs (optimised)
+# against it and prints their tables.
 # Sizes: APC_BENCH_STORM, APC_BENCH_ALERTS, APC_BENCH_VMS, APC_BENCH_SOAK, APC_BENCH_RECORDS,
 # APC_BENCH_SEED (see the example's header). Everything runs on 127.0.0.1.
 set -euo pipefail
@@ -14,6 +15,15 @@ if [ ! -f "$APC_WASM" ] && [ -f "$target_dir/wasm32-wasip2/release/alert_packet_
   APC_WASM="$target_dir/wasm32-wasip2/release/alert_packet_capture.wasm"
 fi
 start=$(date +%s)
-cargo run --release -p test-host --example apc-bench
+# APC_BENCH_ONLY=stores runs only the per-store table, =reliability only the first one.
+if [ "${APC_BENCH_ONLY:-}" != stores ]; then
+  cargo run --release -p test-host --example apc-bench
+fi
+# Per store (in memory strict, a real redis-server with 3 replicas, Akamai-like): Azure calls
+# and KV reads/writes per request, and requests/s beside GET /healthz. Needs redis-server
+# (scripts/test.sh installs it). Sizes: APC_STORES_DUPLICATES, APC_STORES_NEW, APC_STORES_PARALLEL.
+if [ "${APC_BENCH_ONLY:-}" != reliability ]; then
+  cargo run --release -p test-host --example apc-stores
+fi
 echo
 echo "bench finished in $(( $(date +%s) - start )) s"

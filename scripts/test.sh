@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
 # Runs every test: native unit/property/flow tests of the core, the Azure emulator's tests, and
 # the component tests that drive the release .wasm through the wasmtime test host and the
-# emulator. Sets up what it needs (the wasm32-wasip2 target) on a fresh machine.
+# emulator. Sets up what it needs (the wasm32-wasip2 target, Debian's redis-server when run as
+# root) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
+
+# The Redis store tests (crates/test-host/tests/stores.rs) start their own redis-server on a
+# free loopback port; it is expected on PATH (Debian's package puts it in /usr/bin).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing redis-server (Debian package), which the Redis store tests start"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
+  else
+    echo "redis-server is not on PATH: the Redis store tests need it. Install Debian's package" >&2
+    echo "(sudo apt-get install redis-server) or run this script as root, which installs it." >&2
+    exit 1
+  fi
+fi
+echo "redis-server: $(command -v redis-server) ($(redis-server --version | grep -o 'v=[^ ]*'))"
 
 echo "== building the component (release .wasm)"
 cargo build --target wasm32-wasip2 --release

@@ -16,7 +16,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::kv::{Counters, KvCounts, KvStore};
+use crate::kv::{Counters, KvCounts, KvStore, StoreKind};
 use crate::logs::{LogBuffer, Stream};
 use crate::manifest::{AllowedHost, Manifest, ManifestError};
 use crate::outbound::{OutboundHooks, OutboundJournal};
@@ -48,6 +48,15 @@ pub enum HostError {
     /// The request took longer than [`HostOptions::request_timeout`].
     #[error("request timed out after {0:?}")]
     Timeout(Duration),
+    /// The component imports an interface the platform (the store given) does not offer, so
+    /// it cannot be instantiated there.
+    #[error("cannot instantiate the component: it imports `{interface}`, which the {platform} does not offer")]
+    MissingImport {
+        /// The interface, e.g. `wasi:keyvalue/atomics@0.2.0-draft2`.
+        interface: String,
+        /// The platform, e.g. "Akamai-like store (as on Akamai Functions)".
+        platform: String,
+    },
 }
 
 fn load_err(e: impl std::fmt::Display) -> HostError {
@@ -69,6 +78,14 @@ pub struct HostOptions {
     pub echo_logs: bool,
     /// Give up on a request after this long (default 60 s).
     pub request_timeout: Option<Duration>,
+    /// The store to serve from (default: a new in-memory store). Hosts given the same store
+    /// share it, as replicas of one app share their platform's store.
+    pub store: Option<KvStore>,
+    /// The guests' wall clock (default: a new one). Replicas share one.
+    pub clock: Option<crate::clock::TestClock>,
+    /// Give this host its own wasmtime engine (a replica's own process), loaded from the
+    /// compiled artifact the process already has, instead of the process-wide shared one.
+    pub own_engine: bool,
 }
 
 /// An incoming request to deliver to the component.
@@ -229,11 +246,15 @@ impl Host {
         let kv_labels = spec.key_value_stores.clone();
         let environment = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
 
-        let (engine, component) = compile(&options.wasm)?;
+        let kv = options.store.clone().unwrap_or_default();
+        let (engine, component) = compile(&options.wasm, options.own_engine)?;
+        if !kv.offers_atomics() {
+            refuse_import(&engine, &component, crate::spin::ATOMICS_INTERFACE, kv.kind())?;
+        }
         let mut linker = Linker::<InstanceState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(load_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(load_err)?;
-        crate::spin::add_to_linker(&mut linker).map_err(load_err)?;
+        crate::spin::add_to_linker(&mut linker, kv.offers_atomics()).map_err(load_err)?;
         let pre = linker.instantiate_pre(&component).map_err(load_err)?;
         let pre = ProxyPre::new(pre).map_err(load_err)?;
 
@@ -248,8 +269,8 @@ impl Host {
                 allowed: Arc::new(allowed),
                 kv_labels: Arc::new(kv_labels),
                 environment,
-                kv: KvStore::new(),
-                clock: crate::clock::TestClock::default(),
+                kv,
+                clock: options.clock.clone().unwrap_or_default(),
                 journal: OutboundJournal::default(),
                 logs: LogBuffer::new(echo),
                 next_request: AtomicU64::new(0),
@@ -379,10 +400,9 @@ impl Host {
                 count: outbound.clone(),
             },
             spin: SpinState {
-                kv: shared.kv.clone(),
+                kv: shared.kv.session_with(counters.clone()),
                 kv_labels: shared.kv_labels.clone(),
                 variables: shared.component_variables.clone(),
-                counters: counters.clone(),
             },
         };
         let mut store = Store::new(shared.pre.engine(), state);
@@ -441,30 +461,69 @@ impl Host {
     }
 }
 
+/// Refuses a component that imports `interface` (or any version of it) when the platform
+/// lacks it, naming both, before linking would fail with a less direct message.
+fn refuse_import(engine: &Engine, component: &Component, interface: &str, kind: StoreKind) -> Result<(), HostError> {
+    let unversioned = interface.split('@').next().unwrap_or(interface);
+    let imported = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .find(|name| name.split('@').next() == Some(unversioned));
+    match imported {
+        Some(name) => Err(HostError::MissingImport {
+            interface: name,
+            platform: match kind {
+                StoreKind::AkamaiLike => "Akamai-like store (as on Akamai Functions)",
+                StoreKind::Memory | StoreKind::Redis => "store",
+            }
+            .to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The process-wide engine, and the latest compiled component with its serialized artifact.
+type Compiled = (Engine, HashMap<Vec<u8>, (Component, Vec<u8>)>);
+
+fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config
+}
+
 /// Compiled components, by file contents: tests start many hosts on the same `.wasm`, and
-/// compiling it (seconds in a debug build) once per process is enough.
-fn compile(path: &std::path::Path) -> Result<(Engine, Component), HostError> {
-    type Cache = Mutex<Option<(Engine, HashMap<Vec<u8>, Component>)>>;
-    static CACHE: Cache = Mutex::new(None);
+/// compiling it (seconds in a debug build) once per process is enough. With `own_engine`, a
+/// new engine loads the artifact already compiled (milliseconds), as another process would.
+fn compile(path: &std::path::Path, own_engine: bool) -> Result<(Engine, Component), HostError> {
+    static CACHE: Mutex<Option<Compiled>> = Mutex::new(None);
     let bytes =
         std::fs::read(path).map_err(|e| HostError::Wasm { path: path.to_path_buf(), message: e.to_string() })?;
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     let (engine, components) = match &mut *cache {
         Some(entry) => entry,
-        empty => {
-            let mut config = Config::new();
-            config.wasm_component_model(true);
-            empty.insert((Engine::new(&config).map_err(load_err)?, HashMap::new()))
+        empty => empty.insert((Engine::new(&engine_config()).map_err(load_err)?, HashMap::new())),
+    };
+    let (component, artifact) = match components.get(&bytes) {
+        Some(found) => found.clone(),
+        None => {
+            let component = Component::new(engine, &bytes).map_err(load_err)?;
+            let artifact = component.serialize().map_err(load_err)?;
+            // Keep only the latest build: a rebuilt .wasm replaces the old one.
+            components.clear();
+            components.insert(bytes, (component.clone(), artifact.clone()));
+            (component, artifact)
         }
     };
-    if let Some(component) = components.get(&bytes) {
-        return Ok((engine.clone(), component.clone()));
+    if !own_engine {
+        return Ok((engine.clone(), component));
     }
-    let component = Component::new(engine, &bytes).map_err(load_err)?;
-    // Keep only the latest build: a rebuilt .wasm replaces the old one.
-    components.clear();
-    components.insert(bytes, component.clone());
-    Ok((engine.clone(), component))
+    drop(cache);
+    let own = Engine::new(&engine_config()).map_err(load_err)?;
+    // SAFETY: `artifact` was produced just above by `Component::serialize` in this process,
+    // with the same engine configuration, and is not changed in between.
+    let component = unsafe { Component::deserialize(&own, &artifact) }.map_err(load_err)?;
+    Ok((own, component))
 }
 
 /// The request as Spin hands it to a component: an absolute URI on the listener's address,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{Resource, ResourceTable};
 
-use crate::kv::{Counters, KvFailure, KvStore, Op, Snapshot, SwapOutcome};
+use crate::kv::{CasHandle, KvFailure, KvSession, SwapResult};
 
 #[allow(missing_docs, clippy::all)]
 mod generated {
@@ -34,17 +34,14 @@ pub struct SpinStore;
 pub struct Bucket;
 
 /// A `wasi:keyvalue/atomics` CAS handle.
-pub struct Cas {
-    key: String,
-    snapshot: Snapshot,
-}
+pub struct Cas(CasHandle);
 
 /// What an instance knows of the application: shared data plus its own counters.
 pub(crate) struct SpinState {
-    pub(crate) kv: KvStore,
+    /// The request's view of the shared store (counts its operations).
+    pub(crate) kv: KvSession,
     pub(crate) kv_labels: Arc<Vec<String>>,
     pub(crate) variables: Arc<BTreeMap<String, String>>,
-    pub(crate) counters: Arc<Counters>,
 }
 
 /// What the Spin imports see of an instance's store data.
@@ -62,13 +59,11 @@ impl SpinCtx<'_> {
     fn data_op<R: 'static, V, E>(
         &mut self,
         handle: &Resource<R>,
-        op: Op,
         err: fn(KvFailure) -> E,
-        run: impl FnOnce(&KvStore) -> V,
+        run: impl FnOnce(&KvSession) -> Result<V, KvFailure>,
     ) -> wasmtime::Result<Result<V, E>> {
         self.table.get(handle)?;
-        let state = &*self.state;
-        Ok(state.kv.begin(op, &state.counters).map(|()| run(&state.kv)).map_err(err))
+        Ok(run(&self.state.kv).map_err(err))
     }
 }
 
@@ -83,14 +78,21 @@ impl wasmtime::component::HasData for SpinData {
     type Data<'a> = SpinCtx<'a>;
 }
 
-/// Adds the four Spin-provided interfaces to a linker.
+/// The `wasi:keyvalue/atomics` interface's name, as a component imports it.
+pub(crate) const ATOMICS_INTERFACE: &str = "wasi:keyvalue/atomics@0.2.0-draft2";
+
+/// Adds the Spin-provided interfaces to a linker; `wasi:keyvalue/atomics` only when `atomics`
+/// (Akamai Functions does not offer it).
 pub(crate) fn add_to_linker<T: SpinView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
+    atomics: bool,
 ) -> wasmtime::Result<()> {
     spin_kv::add_to_linker::<T, SpinData>(linker, T::spin_ctx)?;
     spin_vars::add_to_linker::<T, SpinData>(linker, T::spin_ctx)?;
     wasi_kv::add_to_linker::<T, SpinData>(linker, T::spin_ctx)?;
-    atomics::add_to_linker::<T, SpinData>(linker, T::spin_ctx)?;
+    if atomics {
+        self::atomics::add_to_linker::<T, SpinData>(linker, T::spin_ctx)?;
+    }
     Ok(())
 }
 
@@ -113,7 +115,7 @@ impl spin_kv::Host for SpinCtx<'_> {}
 impl spin_kv::HostStore for SpinCtx<'_> {
     fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<SpinStore>, spin_kv::Error>> {
         let (state, table) = self.spin();
-        if let Err(f) = state.kv.begin(Op::Open, &state.counters) {
+        if let Err(f) = state.kv.open() {
             return Ok(Err(spin_err(f)));
         }
         if !label_allowed(state, &label) {
@@ -127,7 +129,7 @@ impl spin_kv::HostStore for SpinCtx<'_> {
         store: Resource<SpinStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, spin_kv::Error>> {
-        self.data_op(&store, Op::Get, spin_err, |kv| kv.op_get(&key))
+        self.data_op(&store, spin_err, |kv| kv.get(&key))
     }
 
     fn set(
@@ -136,19 +138,19 @@ impl spin_kv::HostStore for SpinCtx<'_> {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
-        self.data_op(&store, Op::Set, spin_err, |kv| kv.op_set(key, value))
+        self.data_op(&store, spin_err, |kv| kv.set(&key, &value))
     }
 
     fn delete(&mut self, store: Resource<SpinStore>, key: String) -> wasmtime::Result<Result<(), spin_kv::Error>> {
-        self.data_op(&store, Op::Delete, spin_err, |kv| kv.op_delete(&key))
+        self.data_op(&store, spin_err, |kv| kv.delete(&key))
     }
 
     fn exists(&mut self, store: Resource<SpinStore>, key: String) -> wasmtime::Result<Result<bool, spin_kv::Error>> {
-        self.data_op(&store, Op::Exists, spin_err, |kv| kv.op_exists(&key))
+        self.data_op(&store, spin_err, |kv| kv.exists(&key))
     }
 
     fn get_keys(&mut self, store: Resource<SpinStore>) -> wasmtime::Result<Result<Vec<String>, spin_kv::Error>> {
-        self.data_op(&store, Op::List, spin_err, |kv| kv.keys())
+        self.data_op(&store, spin_err, |kv| kv.get_keys())
     }
 
     fn drop(&mut self, store: Resource<SpinStore>) -> wasmtime::Result<()> {
@@ -168,7 +170,7 @@ impl spin_vars::Host for SpinCtx<'_> {
 impl wasi_kv::Host for SpinCtx<'_> {
     fn open(&mut self, identifier: String) -> wasmtime::Result<Result<Resource<Bucket>, wasi_kv::Error>> {
         let (state, table) = self.spin();
-        if let Err(f) = state.kv.begin(Op::Open, &state.counters) {
+        if let Err(f) = state.kv.open() {
             return Ok(Err(wasi_err(f)));
         }
         if !label_allowed(state, &identifier) {
@@ -184,7 +186,7 @@ impl wasi_kv::HostBucket for SpinCtx<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
-        self.data_op(&bucket, Op::Get, wasi_err, |kv| kv.op_get(&key))
+        self.data_op(&bucket, wasi_err, |kv| kv.get(&key))
     }
 
     fn set(
@@ -193,15 +195,15 @@ impl wasi_kv::HostBucket for SpinCtx<'_> {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
-        self.data_op(&bucket, Op::Set, wasi_err, |kv| kv.op_set(key, value))
+        self.data_op(&bucket, wasi_err, |kv| kv.set(&key, &value))
     }
 
     fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
-        self.data_op(&bucket, Op::Delete, wasi_err, |kv| kv.op_delete(&key))
+        self.data_op(&bucket, wasi_err, |kv| kv.delete(&key))
     }
 
     fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> wasmtime::Result<Result<bool, wasi_kv::Error>> {
-        self.data_op(&bucket, Op::Exists, wasi_err, |kv| kv.op_exists(&key))
+        self.data_op(&bucket, wasi_err, |kv| kv.exists(&key))
     }
 
     fn list_keys(
@@ -210,7 +212,7 @@ impl wasi_kv::HostBucket for SpinCtx<'_> {
         _cursor: Option<String>,
     ) -> wasmtime::Result<Result<wasi_kv::KeyResponse, wasi_kv::Error>> {
         // Spin answers every key in one page, with no cursor.
-        self.data_op(&bucket, Op::List, wasi_err, |kv| wasi_kv::KeyResponse { keys: kv.keys(), cursor: None })
+        self.data_op(&bucket, wasi_err, |kv| Ok(wasi_kv::KeyResponse { keys: kv.get_keys()?, cursor: None }))
     }
 
     fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -226,26 +228,16 @@ impl atomics::Host for SpinCtx<'_> {
         key: String,
         delta: i64,
     ) -> wasmtime::Result<Result<i64, wasi_kv::Error>> {
-        let (state, table) = self.spin();
-        table.get(&bucket)?;
-        if let Err(f) = state.kv.begin(Op::Increment, &state.counters) {
-            return Ok(Err(wasi_err(f)));
-        }
-        Ok(state.kv.op_increment(&key, delta).map_err(wasi_err))
+        self.data_op(&bucket, wasi_err, |kv| kv.increment(&key, delta))
     }
 
     fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let (state, table) = self.spin();
-        let handle = table.delete(cas)?;
-        if let Err(f) = state.kv.begin(Op::Cas, &state.counters) {
-            return Ok(Err(atomics::CasError::StoreError(wasi_err(f))));
-        }
-        match state.kv.op_swap(&handle.key, &handle.snapshot, value, &state.counters) {
-            SwapOutcome::Swapped => Ok(Ok(())),
-            SwapOutcome::Failed(snapshot) => {
-                let fresh = table.push(Cas { key: handle.key, snapshot })?;
-                Ok(Err(atomics::CasError::CasFailed(fresh)))
-            }
+        let Cas(handle) = table.delete(cas)?;
+        match state.kv.swap(handle, &value) {
+            Err(f) => Ok(Err(atomics::CasError::StoreError(wasi_err(f)))),
+            Ok(SwapResult::Swapped) => Ok(Ok(())),
+            Ok(SwapResult::CasFailed(fresh)) => Ok(Err(atomics::CasError::CasFailed(table.push(Cas(fresh))?))),
         }
     }
 }
@@ -258,23 +250,16 @@ impl atomics::HostCas for SpinCtx<'_> {
     ) -> wasmtime::Result<Result<Resource<Cas>, wasi_kv::Error>> {
         let (state, table) = self.spin();
         table.get(&bucket)?;
-        if state.kv.reads_failing() {
-            return Ok(Err(wasi_kv::Error::Other("injected".into())));
+        match state.kv.cas(&key) {
+            Ok(handle) => Ok(Ok(table.push(Cas(handle))?)),
+            Err(f) => Ok(Err(wasi_err(f))),
         }
-        let snapshot = state.kv.cas_new_snapshot(&key);
-        Ok(Ok(table.push(Cas { key, snapshot })?))
     }
 
     fn current(&mut self, cas: Resource<Cas>) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
         let (state, table) = self.spin();
-        let handle = table.get_mut(&cas)?;
-        if let Err(f) = state.kv.begin(Op::Get, &state.counters) {
-            return Ok(Err(wasi_err(f)));
-        }
-        let value = state.kv.op_get(&handle.key);
-        // The value the guest decides on is the one the swap must find unchanged.
-        handle.snapshot = Snapshot::Value(value.clone());
-        Ok(Ok(value))
+        let Cas(handle) = table.get_mut(&cas)?;
+        Ok(state.kv.cas_current(handle).map_err(wasi_err))
     }
 
     fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {

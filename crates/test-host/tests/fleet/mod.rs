@@ -1,0 +1,121 @@
+//! Replicas of the app on one store (in memory, real Redis, or Akamai-like), with the Azure
+//! emulator and a notification sink: the platform worlds of tests/stores.rs and of
+//! examples/apc-stores.rs. Uses `crate::common`, which both include.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use azure_emulator::{Emulator, OsType, VmSpec, WatcherSpec};
+use serde_json::Value;
+use test_host::{HostError, HostOptions, KvStore, RedisServer, Replicas, Request, Response, Staleness};
+
+use crate::common::{KEY, SUB, Sink, repo_root, variables, vm_id, wasm_path};
+
+/// A platform's store, as the tests and the bench set it up.
+pub enum Platform {
+    /// In memory with a strict compare-and-swap (Spin's SQLite store as `spin up` runs it).
+    Memory,
+    /// A real `redis-server` started for the run (SpinKube with a Redis store).
+    Redis,
+    /// Akamai-like: replicated, other requests' writes hidden for this many requests, no atomics.
+    AkamaiLike(u64),
+}
+
+impl Platform {
+    /// The store, and the Redis server it needs (kept alive as long as the store is used).
+    pub fn store(&self) -> (KvStore, Option<RedisServer>) {
+        match self {
+            Platform::Memory => (KvStore::new(), None),
+            Platform::Redis => {
+                let server = RedisServer::start_for_tests();
+                let store = KvStore::redis(&server.url()).expect("the store connects to the test's redis-server");
+                (store, Some(server))
+            }
+            Platform::AkamaiLike(n) => (KvStore::akamai_like(Staleness::Requests(*n)), None),
+        }
+    }
+}
+
+/// `replicas` hosts on one store, the emulator with VMs `vm-1` … `vm-{vms}` and a watcher in
+/// `westus`, and a sink. Fields drop in order: hosts before the Redis server.
+pub struct Fleet {
+    pub replicas: Replicas,
+    pub emu: Emulator,
+    pub sink: Sink,
+    pub redis: Option<RedisServer>,
+}
+
+impl Fleet {
+    /// Starts everything; `Err` when the hosts refuse the component (e.g. a missing import).
+    pub fn start(platform: &Platform, replicas: usize, vms: usize) -> Result<Fleet, HostError> {
+        let (store, redis) = platform.store();
+        Self::on_store(store, redis, replicas, vms, &[])
+    }
+
+    /// Like [`Fleet::start`] on a store already made, with `extra` application variables.
+    pub fn on_store(
+        store: KvStore,
+        redis: Option<RedisServer>,
+        replicas: usize,
+        vms: usize,
+        extra: &[(&str, &str)],
+    ) -> Result<Fleet, HostError> {
+        let emu = Emulator::start("127.0.0.1:0").expect("emulator starts");
+        for i in 1..=vms {
+            emu.add_vm(VmSpec::new(&vm_id(&format!("vm-{i}")), "westus", OsType::Linux)).unwrap();
+        }
+        emu.add_watcher(WatcherSpec::new(
+            &format!("/subscriptions/{SUB}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/NetworkWatcher_westus"),
+            "westus",
+        ))
+        .unwrap();
+        let sink = Sink::start();
+        let options = HostOptions {
+            wasm: wasm_path(),
+            manifest: repo_root().join("spin.toml"),
+            variables: variables(&emu, &sink, extra),
+            store: Some(store),
+            ..Default::default()
+        };
+        let replicas = Replicas::start(options, replicas, 8)?;
+        Ok(Fleet { replicas, emu, sink, redis })
+    }
+
+    /// Let `secs` pass for every replica and for Azure.
+    pub fn advance(&self, secs: i64) {
+        self.replicas.clock().advance(secs);
+        self.emu.advance_clock(Duration::from_secs(secs as u64));
+    }
+
+    /// An authenticated request to the next replica.
+    pub fn send(&self, req: Request) -> Response {
+        self.replicas.request_blocking(req.header("x-api-key", KEY)).expect("the component answers")
+    }
+
+    pub fn alert(&self, body: &Value) -> (Response, Value) {
+        let r = self.send(Request::post_json("/alerts", body));
+        let v = r.json().unwrap_or(Value::Null);
+        (r, v)
+    }
+
+    pub fn poll(&self) -> Value {
+        let r = self.send(Request::post("/poll", Vec::new()));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json().unwrap()
+    }
+
+    pub fn capture(&self, id: &str) -> Value {
+        let r = self.send(Request::get(format!("/captures/{id}")));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json().unwrap()
+    }
+
+    pub fn calls(&self, route: &str) -> u64 {
+        self.emu.calls(route)
+    }
+
+    pub fn total_calls(&self) -> usize {
+        self.emu.journal().len()
+    }
+}
