@@ -189,6 +189,23 @@ fn audit(f: &Fleet) -> Vec<Value> {
 /// one `PUT` per storm": "extra `PUT`s meet the same name"), so there every `PUT` must be on the
 /// one name and still make only the one capture.
 fn storm_of_one_alert(platform: &Platform) {
+    storm_answers(platform);
+}
+
+/// [`storm_of_one_alert`], then the capture runs to its end: one record listing the alert once,
+/// and the audit.
+fn storm_of_one_alert_to_the_end(platform: &Platform) {
+    let (f, id) = storm_answers(platform);
+    settle(&f, 60, 40);
+    let recs = audit(&f);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["id"].as_str(), Some(id.as_str()));
+    assert!(lists(&recs[0], "platform-storm"), "{}", recs[0]);
+    assert_eq!(alert_ids(&recs[0]).len(), 1, "the alert is listed once: {}", recs[0]);
+}
+
+/// The storm and its answers; the fleet and the one capture id.
+fn storm_answers(platform: &Platform) -> (Fleet, String) {
     let f = start(platform, 1, &[]);
     let alert = common_alert("vm-1", "platform-storm");
     let requests = (0..200).map(|_| Request::post_json("/alerts", &alert).header("x-api-key", KEY)).collect();
@@ -212,12 +229,8 @@ fn storm_of_one_alert(platform: &Platform) {
     } else {
         assert!((1..=3).contains(&puts), "{puts} PUTs: the create claim keeps a storm to a few");
     }
-    settle(&f, 60, 40);
-    let recs = audit(&f);
-    assert_eq!(recs.len(), 1, "{recs:?}");
-    assert_eq!(recs[0]["id"].as_str(), ids.first().map(String::as_str));
-    assert!(lists(&recs[0], "platform-storm"), "{}", recs[0]);
-    assert_eq!(alert_ids(&recs[0]).len(), 1, "the alert is listed once: {}", recs[0]);
+    let id = ids.into_iter().next().unwrap_or_default();
+    (f, id)
 }
 
 fn name(platform: &Platform) -> &'static str {
@@ -228,8 +241,9 @@ fn name(platform: &Platform) -> &'static str {
     }
 }
 
+on_every_platform!(storm_of_one_alert);
 on_every_platform!(
-    storm_of_one_alert,
+    storm_of_one_alert_to_the_end,
     [],
     [],
     [#[ignore = "bug: on the Akamai-like store a stale poll steps the finished record again, finds the deleted capture gone and writes a second, `failed` record of the same capture (two records, two notifications); see docs/STATE.md"]]
@@ -302,6 +316,23 @@ on_every_platform!(
 /// 100 VMs alerting at once, 32 deliveries in flight: 100 captures in Azure, no `503` (nothing
 /// is contended without compare-and-swap; docs/STATE.md, issue 9 item 11).
 fn hundred_vms_at_once(platform: &Platform) {
+    hundred_vms_answers(platform);
+}
+
+/// [`hundred_vms_at_once`], then the captures run to their end: 100 records, each alert on
+/// one, and the audit.
+fn hundred_vms_at_once_to_the_end(platform: &Platform) {
+    let f = hundred_vms_answers(platform);
+    settle(&f, 60, 60);
+    let recs = audit(&f);
+    assert_eq!(recs.len(), 100);
+    for i in 1..=100 {
+        let holders = recs.iter().filter(|r| lists(r, &format!("platform-many-{i}"))).count();
+        assert_eq!(holders, 1, "alert platform-many-{i} is on {holders} records");
+    }
+}
+
+fn hundred_vms_answers(platform: &Platform) -> Fleet {
     let f = start(platform, 100, &[("max_active_captures", "100"), ("capture_time_limit_seconds", "60")]);
     let requests = (1..=100)
         .map(|i| {
@@ -321,17 +352,12 @@ fn hundred_vms_at_once(platform: &Platform) {
     assert_eq!(f.emu.captures().len(), 100);
     assert_eq!(put_names(&f.emu).len(), 100);
 
-    settle(&f, 60, 60);
-    let recs = audit(&f);
-    assert_eq!(recs.len(), 100);
-    for i in 1..=100 {
-        let holders = recs.iter().filter(|r| lists(r, &format!("platform-many-{i}"))).count();
-        assert_eq!(holders, 1, "alert platform-many-{i} is on {holders} records");
-    }
+    f
 }
 
+on_every_platform!(hundred_vms_at_once);
 on_every_platform!(
-    hundred_vms_at_once,
+    hundred_vms_at_once_to_the_end,
     [],
     [],
     [#[ignore = "bug: on the Akamai-like store a record vanishes (no act, no cap key; only its alert fact) though its capture ran and was deleted: a lost alert"]]
