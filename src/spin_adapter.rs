@@ -57,6 +57,16 @@ fn split_url(url: &str) -> Result<(wasi_http::Scheme, String, String), Transport
     Ok((scheme, origin.authority().to_string(), path))
 }
 
+/// Writes an outgoing request's body in chunks the stream accepts.
+fn write_body(body: &wasi_http::OutgoingBody, bytes: &[u8]) -> Result<(), TransportError> {
+    let out = body.write().map_err(|_| TransportError::Other("invalid body stream".into()))?;
+    for chunk in bytes.chunks(4096) {
+        out.blocking_write_and_flush(chunk)
+            .map_err(|_| TransportError::Connection("request body could not be written".into()))?;
+    }
+    Ok(())
+}
+
 fn read_incoming_body(body: wasi_http::IncomingBody, limit: usize) -> Result<Vec<u8>, TransportError> {
     let stream = body.stream().map_err(|_| TransportError::Other("response body unavailable".into()))?;
     let mut out = Vec::new();
@@ -101,19 +111,23 @@ impl HttpClient for SpinHttp {
         req.set_authority(Some(&authority)).map_err(|_| bad("authority"))?;
         req.set_path_with_query(Some(&path)).map_err(|_| bad("path"))?;
         let body = req.body().map_err(|_| bad("body"))?;
-        {
-            let out = body.write().map_err(|_| bad("body stream"))?;
-            for chunk in r.body.chunks(4096) {
-                out.blocking_write_and_flush(chunk)
-                    .map_err(|_| TransportError::Connection("request body could not be written".into()))?;
-            }
-        }
         let options = wasi_http::RequestOptions::new();
         let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
         let _ = options.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT_NS));
         let _ = options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS));
+        // The request goes to the handler before its body is written: until then the body
+        // stream has no reader, and a body larger than its buffer would block forever.
         let future = outgoing_handler::handle(req, Some(options)).map_err(transport_error)?;
-        wasi_http::OutgoingBody::finish(body, None).map_err(transport_error)?;
+        let written = write_body(&body, &r.body);
+        // A body that could not be written is dropped unfinished, which fails the request; the
+        // handler's own error (e.g. a host the manifest does not allow) says more, so it wins.
+        let finished = match written {
+            Ok(()) => wasi_http::OutgoingBody::finish(body, None).map_err(transport_error),
+            Err(_) => {
+                drop(body);
+                Ok(())
+            }
+        };
         let response = loop {
             match future.get() {
                 Some(result) => break result,
@@ -122,6 +136,8 @@ impl HttpClient for SpinHttp {
         };
         let response =
             response.map_err(|_| TransportError::Other("response already taken".into()))?.map_err(transport_error)?;
+        written?;
+        finished?;
         let status = response.status();
         let headers = response
             .headers()
