@@ -306,9 +306,9 @@ fn fifty_alerts_on_one_record(platform: &Platform) -> Fleet {
 on_every_platform!(fifty_alerts_for_one_vm);
 on_every_platform!(
     fifty_alerts_for_one_vm_to_the_end,
-    [#[ignore = "bug: once the capture holding 50 alerts ends, a POST /poll does not answer within the host's 60 s"]],
-    [#[ignore = "bug: once the capture holding 50 alerts ends, a POST /poll does not answer within the host's 60 s"]],
-    [#[ignore = "bug: once the capture holding 50 alerts ends, a POST /poll does not answer within the host's 60 s"]]
+    [],
+    [],
+    [#[ignore = "bug: on the Akamai-like store a stale poll steps the finished record again and writes a second, `failed` record of the same capture (as storm_of_one_alert_to_the_end)"]]
 );
 
 // ---- a hundred VMs at once -------------------------------------------------------------------
