@@ -538,22 +538,27 @@ fn vm_get(st: &State, sub: &str, rg: &str, name: &str, instance_view: bool) -> R
     {
         obj.insert(
             "resources".into(),
-            json!([{
-                "name": "AzureNetworkWatcherExtension",
-                "id": format!("{id}/extensions/AzureNetworkWatcherExtension"),
-                "type": "Microsoft.Compute/virtualMachines/extensions",
-                "location": vm.location,
-                "properties": {
-                    "autoUpgradeMinorVersion": true,
-                    "provisioningState": "Succeeded",
-                    "publisher": "Microsoft.Azure.NetworkWatcher",
-                    "type": agent_type,
-                    "typeHandlerVersion": "1.4"
-                }
-            }]),
+            agent_extension(&id, "Microsoft.Compute/virtualMachines/extensions", vm, agent_type),
         );
     }
     Response::json(200, &body)
+}
+
+/// The `resources` list of a VM or scale-set instance with the Network Watcher agent installed.
+fn agent_extension(id: &str, kind: &str, vm: &Vm, agent_type: &str) -> Value {
+    json!([{
+        "name": "AzureNetworkWatcherExtension",
+        "id": format!("{id}/extensions/AzureNetworkWatcherExtension"),
+        "type": kind,
+        "location": vm.location,
+        "properties": {
+            "autoUpgradeMinorVersion": true,
+            "provisioningState": "Succeeded",
+            "publisher": "Microsoft.Azure.NetworkWatcher",
+            "type": agent_type,
+            "typeHandlerVersion": "1.4"
+        }
+    }])
 }
 
 fn os_bits(os_type: OsType) -> (&'static str, &'static str, Value) {
@@ -839,19 +844,12 @@ fn vmss_vm_get(st: &State, at: (&str, &str, &str, &str), instance_view: bool) ->
     {
         obj.insert(
             "resources".into(),
-            json!([{
-                "name": "AzureNetworkWatcherExtension",
-                "id": format!("{id}/extensions/AzureNetworkWatcherExtension"),
-                "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/extensions",
-                "location": vmss.location,
-                "properties": {
-                    "autoUpgradeMinorVersion": true,
-                    "provisioningState": "Succeeded",
-                    "publisher": "Microsoft.Azure.NetworkWatcher",
-                    "type": agent_type,
-                    "typeHandlerVersion": "1.4"
-                }
-            }]),
+            agent_extension(
+                &id,
+                "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/extensions",
+                vmss,
+                agent_type,
+            ),
         );
     }
     Response::json(200, &body)
