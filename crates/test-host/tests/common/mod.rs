@@ -146,6 +146,68 @@ pub fn variables(emu: &Emulator, sink: &Sink, extra: &[(&str, &str)]) -> HashMap
     vars
 }
 
+/// The emulator on loopback with VMs `vm-1` … `vm-{vms}` (Linux, `westus`) and the region's
+/// Network Watcher.
+pub fn seeded_emulator(vms: usize) -> Emulator {
+    let emu = Emulator::start("127.0.0.1:0").expect("emulator starts");
+    for i in 1..=vms {
+        emu.add_vm(VmSpec::new(&vm_id(&format!("vm-{i}")), "westus", OsType::Linux)).unwrap();
+    }
+    emu.add_watcher(WatcherSpec::new(
+        &format!("/subscriptions/{SUB}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/NetworkWatcher_westus"),
+        "westus",
+    ))
+    .unwrap();
+    emu
+}
+
+/// What a test does with the running app, whether it is one host ([`World`]) or several
+/// replicas over one store (`fleet::Fleet`): authenticated requests, and Azure's side of them.
+pub trait App {
+    /// An authenticated request (to the next replica, where there are several).
+    fn send(&self, req: Request) -> Response;
+    /// The Azure emulator the app talks to.
+    fn emulator(&self) -> &Emulator;
+
+    fn alert(&self, body: &Value) -> (Response, Value) {
+        let r = self.send(Request::post_json("/alerts", body));
+        let v = r.json().unwrap_or(Value::Null);
+        (r, v)
+    }
+
+    fn poll(&self) -> Value {
+        let r = self.send(Request::post("/poll", Vec::new()));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json().unwrap()
+    }
+
+    fn capture(&self, id: &str) -> Value {
+        let r = self.send(Request::get(format!("/captures/{id}")));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json().unwrap()
+    }
+
+    /// Calls the emulator saw, by route.
+    fn calls(&self, route: &str) -> u64 {
+        self.emulator().calls(route)
+    }
+
+    /// All calls the emulator saw.
+    fn total_calls(&self) -> usize {
+        self.emulator().journal().len()
+    }
+}
+
+impl App for World {
+    fn send(&self, req: Request) -> Response {
+        self.host.request_blocking(req.header("x-api-key", KEY)).expect("the component answers")
+    }
+
+    fn emulator(&self) -> &Emulator {
+        &self.emu
+    }
+}
+
 impl World {
     /// The emulator with VMs `vm-1` … `vm-{vms}` and a watcher in `westus`, and the host.
     pub fn new(vms: usize, extra: &[(&str, &str)]) -> World {
@@ -156,15 +218,7 @@ impl World {
     /// Like [`World::new`] with another manifest, and variables that may depend on the
     /// emulator's base URL.
     pub fn build(vms: usize, manifest: PathBuf, extra: impl Fn(&str) -> Vec<(String, String)>) -> World {
-        let emu = Emulator::start("127.0.0.1:0").expect("emulator starts");
-        for i in 1..=vms {
-            emu.add_vm(VmSpec::new(&vm_id(&format!("vm-{i}")), "westus", OsType::Linux)).unwrap();
-        }
-        emu.add_watcher(WatcherSpec::new(
-            &format!("/subscriptions/{SUB}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/NetworkWatcher_westus"),
-            "westus",
-        ))
-        .unwrap();
+        let emu = seeded_emulator(vms);
         let sink = Sink::start();
         let host = Host::new(HostOptions {
             wasm: wasm_path(),
@@ -184,38 +238,6 @@ impl World {
     pub fn advance(&self, secs: i64) {
         self.host.clock().advance(secs);
         self.emu.advance_clock(Duration::from_secs(secs as u64));
-    }
-
-    pub fn send(&self, req: Request) -> Response {
-        self.host.request_blocking(req.header("x-api-key", KEY)).expect("the component answers")
-    }
-
-    pub fn alert(&self, body: &Value) -> (Response, Value) {
-        let r = self.send(Request::post_json("/alerts", body));
-        let v = r.json().unwrap_or(Value::Null);
-        (r, v)
-    }
-
-    pub fn poll(&self) -> Value {
-        let r = self.send(Request::post("/poll", Vec::new()));
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.json().unwrap()
-    }
-
-    pub fn capture(&self, id: &str) -> Value {
-        let r = self.send(Request::get(format!("/captures/{id}")));
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.json().unwrap()
-    }
-
-    /// Calls the emulator saw, by route.
-    pub fn calls(&self, route: &str) -> u64 {
-        self.emu.calls(route)
-    }
-
-    /// All calls the emulator saw.
-    pub fn total_calls(&self) -> usize {
-        self.emu.journal().len()
     }
 }
 

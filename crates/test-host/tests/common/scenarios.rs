@@ -11,7 +11,7 @@ use serde_json::Value;
 use test_host::{CasSemantics, Host, HostError, Request, Response};
 use tokio::sync::Semaphore;
 
-use super::{KEY, World, common_alert};
+use super::{App, KEY, World, common_alert};
 
 /// A runtime with more worker threads than cores, so guests interleave at arbitrary points (the
 /// OS preempts them), not only where they wait for the network.

@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use azure_emulator::{Emulator, OsType, VmSpec, WatcherSpec};
-use serde_json::Value;
+use azure_emulator::Emulator;
 use test_host::{HostError, HostOptions, KvStore, RedisServer, Replicas, Request, Response, Staleness};
 
-use crate::common::{KEY, SUB, Sink, repo_root, variables, vm_id, wasm_path};
+use crate::common::{App, KEY, Sink, repo_root, seeded_emulator, variables, wasm_path};
 
 /// A platform's store, as the tests and the bench set it up.
 pub enum Platform {
@@ -46,6 +45,16 @@ pub struct Fleet {
     pub redis: Option<RedisServer>,
 }
 
+impl App for Fleet {
+    fn send(&self, req: Request) -> Response {
+        self.replicas.request_blocking(req.header("x-api-key", KEY)).expect("the component answers")
+    }
+
+    fn emulator(&self) -> &Emulator {
+        &self.emu
+    }
+}
+
 impl Fleet {
     /// Starts everything; `Err` when the hosts refuse the component (e.g. a missing import).
     pub fn start(platform: &Platform, replicas: usize, vms: usize) -> Result<Fleet, HostError> {
@@ -61,15 +70,7 @@ impl Fleet {
         vms: usize,
         extra: &[(&str, &str)],
     ) -> Result<Fleet, HostError> {
-        let emu = Emulator::start("127.0.0.1:0").expect("emulator starts");
-        for i in 1..=vms {
-            emu.add_vm(VmSpec::new(&vm_id(&format!("vm-{i}")), "westus", OsType::Linux)).unwrap();
-        }
-        emu.add_watcher(WatcherSpec::new(
-            &format!("/subscriptions/{SUB}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/NetworkWatcher_westus"),
-            "westus",
-        ))
-        .unwrap();
+        let emu = seeded_emulator(vms);
         let sink = Sink::start();
         let options = HostOptions {
             wasm: wasm_path(),
@@ -86,36 +87,5 @@ impl Fleet {
     pub fn advance(&self, secs: i64) {
         self.replicas.clock().advance(secs);
         self.emu.advance_clock(Duration::from_secs(secs as u64));
-    }
-
-    /// An authenticated request to the next replica.
-    pub fn send(&self, req: Request) -> Response {
-        self.replicas.request_blocking(req.header("x-api-key", KEY)).expect("the component answers")
-    }
-
-    pub fn alert(&self, body: &Value) -> (Response, Value) {
-        let r = self.send(Request::post_json("/alerts", body));
-        let v = r.json().unwrap_or(Value::Null);
-        (r, v)
-    }
-
-    pub fn poll(&self) -> Value {
-        let r = self.send(Request::post("/poll", Vec::new()));
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.json().unwrap()
-    }
-
-    pub fn capture(&self, id: &str) -> Value {
-        let r = self.send(Request::get(format!("/captures/{id}")));
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.json().unwrap()
-    }
-
-    pub fn calls(&self, route: &str) -> u64 {
-        self.emu.calls(route)
-    }
-
-    pub fn total_calls(&self) -> usize {
-        self.emu.journal().len()
     }
 }
