@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use azure_emulator::{Emulator, Fault, FaultKind, routes};
-use common::scenarios::{AZURE_RETRIES, AZURE_RETRY_STATUSES, bounded, put_name, runtime};
+use azure_emulator::{Emulator, routes};
+use common::scenarios::{AZURE_RETRIES, AZURE_RETRY_STATUSES, add_azure_faults, bounded, put_name, runtime};
 use common::*;
 use fleet::{Fleet, Platform};
 use serde_json::Value;
@@ -365,41 +365,6 @@ on_every_platform!(
 
 // ---- Azure faults ----------------------------------------------------------------------------
 
-/// The fault rules of tests/common/scenarios.rs (`add_azure_faults`), on the fleet's emulator:
-/// about `rate` of every route's calls fail (429, 500, 503, 409, dropped connections, and on
-/// `PUT` lost answers), plus one `PUT` and one status call slower than the adapter's 10 s
-/// time-out.
-fn azure_faults(emu: &Emulator, rate: f64, seed: u64) {
-    emu.set_fault_seed(seed);
-    for route in [
-        routes::TOKEN,
-        routes::VM_GET,
-        routes::WATCHERS_LIST,
-        routes::CAPTURE_PUT,
-        routes::CAPTURE_GET,
-        routes::CAPTURE_STATUS,
-        routes::CAPTURE_STOP,
-        routes::CAPTURE_DELETE,
-    ] {
-        let mut kinds = vec![
-            FaultKind::Status(429),
-            FaultKind::Status(500),
-            FaultKind::Status(503),
-            FaultKind::Status(409),
-            FaultKind::Drop,
-        ];
-        if route == routes::CAPTURE_PUT {
-            kinds.push(FaultKind::LoseResponse);
-        }
-        let p = 1.0 - (1.0 - rate).powf(1.0 / kinds.len() as f64);
-        for k in kinds {
-            emu.add_fault(Fault::probability(route, k, p).retry_after(2));
-        }
-    }
-    emu.add_fault(Fault::count(routes::CAPTURE_PUT, FaultKind::LatencyMs(11_000), 1));
-    emu.add_fault(Fault::count(routes::CAPTURE_STATUS, FaultKind::LatencyMs(11_000), 1));
-}
-
 /// Azure Monitor's delivery over the replicas: each retry (on 408/429/503/504 or a time-out)
 /// goes to the next replica. Whether the alert was accepted in the end.
 async fn deliver_round_robin(hosts: Arc<Vec<Host>>, next: Arc<AtomicUsize>, body: Value) -> bool {
@@ -423,7 +388,9 @@ async fn deliver_round_robin(hosts: Arc<Vec<Host>>, next: Arc<AtomicUsize>, body
 /// (docs/STATE.md: both strict on every store).
 fn a_fifth_of_azure_calls_failing(platform: &Platform) {
     let f = start(platform, 20, &[("max_active_captures", "20"), ("capture_time_limit_seconds", "60")]);
-    azure_faults(&f.emu, 0.2, 0x9_5eed);
+    // 20 % faults on every route, lost PUT answers, and one PUT and one status call slower than
+    // the adapter's 10 s time-out.
+    add_azure_faults(&f.emu, 0.2, 0x9_5eed, 2);
     let hosts = Arc::new(f.replicas.hosts().to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let rt = runtime();

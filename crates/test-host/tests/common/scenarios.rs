@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use azure_emulator::{Fault, FaultKind, JournalEntry, routes};
+use azure_emulator::{Emulator, Fault, FaultKind, JournalEntry, routes};
 use serde_json::Value;
 use test_host::{CasSemantics, Host, HostError, Request, Response};
 use tokio::sync::Semaphore;
@@ -332,8 +332,8 @@ pub struct FaultReport {
 /// Fault rules: about `rate` of the calls of every Azure route fail, spread over 429, 500, 503,
 /// 409 (RetryableErrorDueToAnotherOperation), dropped connections and, on `PUT`, lost answers;
 /// plus `slow` calls (by count) slower than the adapter's 10 s first-byte time-out.
-pub fn add_azure_faults(w: &World, rate: f64, seed: u64, slow: u32) {
-    w.emu.set_fault_seed(seed);
+pub fn add_azure_faults(emu: &Emulator, rate: f64, seed: u64, slow: u32) {
+    emu.set_fault_seed(seed);
     let all = [
         routes::TOKEN,
         routes::VM_GET,
@@ -366,12 +366,12 @@ pub fn add_azure_faults(w: &World, rate: f64, seed: u64, slow: u32) {
         // Independent draws per rule: 1 - (1 - p)^k = rate.
         let p = 1.0 - (1.0 - rate).powf(1.0 / kinds.len() as f64);
         for k in kinds {
-            w.emu.add_fault(Fault::probability(route, k.clone(), p).retry_after(2));
+            emu.add_fault(Fault::probability(route, k.clone(), p).retry_after(2));
         }
     }
     if slow > 0 {
-        w.emu.add_fault(Fault::count(routes::CAPTURE_PUT, FaultKind::LatencyMs(11_000), slow.div_ceil(2)));
-        w.emu.add_fault(Fault::count(routes::CAPTURE_STATUS, FaultKind::LatencyMs(11_000), slow / 2));
+        emu.add_fault(Fault::count(routes::CAPTURE_PUT, FaultKind::LatencyMs(11_000), slow.div_ceil(2)));
+        emu.add_fault(Fault::count(routes::CAPTURE_STATUS, FaultKind::LatencyMs(11_000), slow / 2));
     }
 }
 
@@ -380,7 +380,7 @@ pub fn add_azure_faults(w: &World, rate: f64, seed: u64, slow: u32) {
 pub fn fault_run(alerts: usize, vms: usize, rate: f64, seed: u64, slow: u32) -> FaultReport {
     let vms_s = vms.to_string();
     let w = World::new(vms, &[("max_active_captures", &vms_s), ("capture_time_limit_seconds", "60")]);
-    add_azure_faults(&w, rate, seed, slow);
+    add_azure_faults(&w.emu, rate, seed, slow);
     let rt = runtime();
     let mut report = FaultReport { alerts, vms, ..Default::default() };
     let mut accepted = Vec::new();
