@@ -74,6 +74,28 @@ pub const PENDING_STATUS_WAIT: i64 = 10;
 /// wrong, so the notification goes out once they are fixed (within the retention).
 pub const NOTIFY_RECHECK_SECS: i64 = 15 * 60;
 
+/// How long other requests' writes are given to become visible before a decision that they
+/// could change is final. A store that shows them late (Akamai's replicated store) can hand a
+/// check an old copy of a record whose capture another request already finished and deleted,
+/// or hide an alert another request attached just before the record finished. So a capture
+/// Azure reports missing must stay missing this long before its record fails (by then the
+/// finished record is visible and wins: no second, `failed` record, no wrong notification), and
+/// a finished record is checked once more this long after it finished, to list alerts attached
+/// at the last moment (docs/STATE.md).
+pub const STORE_SETTLE_SECS: i64 = 60;
+
+/// Azure holds no capture of the record's name. `true`: confirmed (missing since at least
+/// [`STORE_SETTLE_SECS`]): the caller ends the record. `false`: first seen, or too early to
+/// tell; the record is due again when the settle time is over.
+fn confirm_missing(rec: &mut CaptureRecord, now: UnixSeconds) -> bool {
+    let since = *rec.missing_since.get_or_insert(now);
+    if now >= since.saturating_add(STORE_SETTLE_SECS) {
+        return true;
+    }
+    rec.next_check_at = Some(since.saturating_add(STORE_SETTLE_SECS));
+    false
+}
+
 /// Exponential back-off: 30 s, 60 s, 120 s … capped at an hour; `Retry-After` wins when longer.
 pub fn backoff(attempts: u32, retry_after: Option<u64>) -> i64 {
     let exp = 30i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(10)).min(3600);
@@ -153,6 +175,7 @@ fn resolve_watcher(ctx: &Ctx, rec: &mut CaptureRecord, target: &Target) -> Resul
 fn adopt(rec: &mut CaptureRecord, now: UnixSeconds, storage_path: Option<String>) {
     rec.state = State::Running;
     rec.create_unknown = false;
+    rec.missing_since = None;
     rec.started_at = Some(now);
     rec.azure_status = Some("NotStarted".to_string());
     if storage_path.is_some() {
@@ -181,6 +204,10 @@ fn verify_queued(ctx: &Ctx, rec: &mut CaptureRecord, watcher: &ResourceId) {
             }
         }
         Err(AzureError::NotFound { .. }) => {
+            // A stop already waited STOP_SETTLE_SECS (as long as the settle) before this lookup.
+            if !rec.stop_requested && !confirm_missing(rec, now) {
+                return;
+            }
             if rec.stop_requested {
                 rec.push_error("stopped on request before Azure accepted it");
             } else {
@@ -360,6 +387,9 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
             return;
         }
         Err(AzureError::NotFound { code, message }) => {
+            if !confirm_missing(rec, now) {
+                return;
+            }
             rec.push_error(format!("the capture disappeared from Azure ({code}: {message})"));
             return rec.finish(State::Failed, now);
         }
@@ -377,6 +407,7 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
             return rec.finish(State::Failed, now);
         }
     };
+    rec.missing_since = None;
     rec.azure_status = Some(status.status.clone());
     if let Some(raw) = &status.capture_start_time {
         // Kept readable for people; Azure's own text when it is in a shape we do not know.
@@ -488,11 +519,15 @@ fn step_terminal(ctx: &Ctx, rec: &mut CaptureRecord) {
     // when no notification is being retried).
     let tries = rec.notify_attempts.max(rec.cleanup_attempts).max(1);
     let retry_at = pending.then(|| now + backoff(tries, None));
-    // The earlier of the two: a clean-up retry soon, the settings looked at again later.
-    rec.next_check_at = match (retry_at, recheck_at) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    // Once more after the store settled, for alerts attached just before the finish.
+    // (A skipped record was never active: nothing was attached to it.)
+    let settled_at = rec
+        .finished_at
+        .filter(|_| rec.state != State::Skipped)
+        .map(|f| f.saturating_add(STORE_SETTLE_SECS))
+        .filter(|t| *t > now);
+    // The earliest: a clean-up retry soon, the settings looked at again later.
+    rec.next_check_at = [retry_at, recheck_at, settled_at].into_iter().flatten().min();
 }
 
 /// One step of the state machine. A record that becomes terminal is notified in the same step.
@@ -629,6 +664,9 @@ pub fn advance_due(ctx: &Ctx) -> Result<PollReport, StoreError> {
         }
         if changed {
             records::save(kv, &rec, place)?;
+        } else if place == (Place::Finished { due: true }) && rec.next_check_at.is_none() {
+            // A marker left by a duplicate record (now deleted) of a record with no work left.
+            records::clear_due(kv, &rec.id)?;
         }
         match rec.next_check_at {
             Some(t) if t <= ctx.now() => report.due += 1,
@@ -636,15 +674,85 @@ pub fn advance_due(ctx: &Ctx) -> Result<PollReport, StoreError> {
             None => {}
         }
     }
-    housekeeping(ctx, &listing);
+    let shadowed = reconcile_shadowed(ctx, &listing);
+    // Left-over keys still to check against Azure are work due now: the next poll retries.
+    report.due += listing.stale_active.len() - shadowed.len();
+    housekeeping(ctx, &listing, &shadowed);
     Ok(report)
+}
+
+/// Most left-over `act` keys a request checks against Azure (each costs a call or three).
+pub const MAX_SHADOWED_CHECKS_PER_REQUEST: usize = 20;
+
+/// The left-over `act` keys (shadowed by a `cap` record of the same name) that may be deleted.
+///
+/// One written before the record finished is simply left over. One written at or after the
+/// finish came from a request that stepped an old copy of the record (a store showing writes
+/// late): it may have `PUT` the capture again after it was deleted. So Azure is asked first;
+/// a capture found under the name is stopped and, with `delete_finished_captures`, deleted
+/// before the key goes. Nothing Azure runs is left untracked. Failures leave the key for the
+/// next poll.
+fn reconcile_shadowed(ctx: &Ctx, listing: &Listing) -> Vec<records::ActKey> {
+    let kv = ctx.world.kv;
+    let mut droppable = Vec::new();
+    let mut checks = 0usize;
+    // Requests that overlap see the same keys: each starts at its own place in the list, so
+    // they do not all check the same few.
+    let n = listing.stale_active.len();
+    let start = if n == 0 {
+        0
+    } else {
+        store::hash16(&ctx.writer).bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % n
+    };
+    for act in listing.stale_active.iter().cycle().skip(start).take(n) {
+        let finished_at = listing.finished_at(&act.name).unwrap_or(UnixSeconds::MAX);
+        let rec = match records::load_active(kv, act) {
+            Ok(Some(rec)) => rec,
+            // Gone already, or unreadable: nothing to follow under it.
+            Ok(None) | Err(StoreError::Corrupt(_)) => {
+                droppable.push(act.clone());
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let may_exist = rec.started_at.is_some() || rec.attempts > 0 || rec.create_unknown;
+        let watcher = rec.watcher.as_deref().and_then(|w| ResourceId::parse(w).ok());
+        let (true, Some(watcher)) = (rec.updated_at >= finished_at && may_exist, watcher) else {
+            droppable.push(act.clone());
+            continue;
+        };
+        if checks >= MAX_SHADOWED_CHECKS_PER_REQUEST || ctx.now() >= ctx.deadline {
+            continue;
+        }
+        checks += 1;
+        let cleaned = match ctx.azure.get_capture(&watcher, &rec.name) {
+            Err(AzureError::NotFound { .. }) => true,
+            Err(_) => false,
+            Ok(_) => {
+                let stopped = match ctx.azure.stop_capture(&watcher, &rec.name) {
+                    Ok(()) | Err(AzureError::NotFound { .. }) => true,
+                    Err(_) => false,
+                };
+                stopped
+                    && (!ctx.cfg.delete_finished_captures
+                        || matches!(
+                            ctx.azure.delete_capture(&watcher, &rec.name),
+                            Ok(()) | Err(AzureError::NotFound { .. })
+                        ))
+            }
+        };
+        if cleaned {
+            droppable.push(act.clone());
+        }
+    }
+    droppable
 }
 
 /// Delete what the bounds say must go, from the listing alone (failures are retried by the
 /// next poll): left-over `act` keys of finished captures, finished records beyond
 /// `max_records` (oldest first, those with work left last) or past the retention, and facts and
 /// claims of captures past the retention. Retention counts from the capture's window.
-fn housekeeping(ctx: &Ctx, listing: &Listing) {
+fn housekeeping(ctx: &Ctx, listing: &Listing, shadowed: &[records::ActKey]) {
     let kv = ctx.world.kv;
     let now = ctx.now();
     let horizon = now - retention(ctx.cfg);
@@ -656,8 +764,11 @@ fn housekeeping(ctx: &Ctx, listing: &Listing) {
             let _ = kv.delete(&key);
         }
     };
-    for a in &listing.stale_active {
+    for a in shadowed {
         del(a.key());
+    }
+    for (name, finished_at) in &listing.duplicate_finished {
+        del(records::cap_key(name, *finished_at));
     }
     let mut finished: Vec<&(String, UnixSeconds)> = listing.finished.iter().collect();
     finished.sort_by_key(|(n, t)| (listing.due.contains(n), *t, n.clone()));

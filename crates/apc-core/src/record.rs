@@ -190,6 +190,13 @@ pub struct CaptureRecord {
     /// Azure's `captureStartTime`: RFC 3339 when it could be read, else Azure's text as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture_start_time: Option<String>,
+    /// When Azure first answered that it holds no capture of this name while we expected one.
+    /// On a store that shows other requests' writes late, that is what a check of an old copy
+    /// of a record sees after another request finished and deleted the capture; the record is
+    /// failed only when a check at least `advance::STORE_SETTLE_SECS` later still finds it
+    /// missing (by then the finished record, if any, is visible and wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_since: Option<UnixSeconds>,
 }
 
 impl CaptureRecord {
@@ -232,6 +239,7 @@ impl CaptureRecord {
             seen_facts: Vec::new(),
             status_operation: None,
             capture_start_time: None,
+            missing_since: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! never blocks a capture; problems are shown to authenticated callers (and, by name, on
 //! `/healthz`) only; answers are the same bytes they always were.
 
-use apc_core::advance::NOTIFY_RECHECK_SECS;
+use apc_core::advance::{NOTIFY_RECHECK_SECS, STORE_SETTLE_SECS};
 use apc_core::api::ApiResponse;
 use apc_core::ports::Method;
 use apc_testkit::alerts::{classic_vm_alert, common_vm_alert};
@@ -316,14 +316,20 @@ fn a_cleanup_retry_comes_before_the_settings_recheck(store: StoreBehaviour) {
     assert!(rec["notify_error"].as_str().is_some_and(|e| e.starts_with("not sent")), "{rec}");
     assert_eq!(rec["next_check_at"], json!(T0 + 31 + 30), "the clean-up back-off, the earlier: {rec}");
 
-    // The retry deletes it; the record stays due for the settings re-check only.
+    // The retry deletes it; the record stays due for the look at late-attached alerts once the
+    // store settled, then for the settings re-check only.
     app.clock.set(T0 + 61);
     app.http.expect(Method::Delete, capture_url(&id), sample_response(CAPTURE_DELETE, 204));
     assert_eq!(app.poll().0.status, 200);
     app.http.assert_done();
     let rec = app.record(&id);
     assert_eq!(rec["azure_deleted"], true, "{rec}");
-    assert_eq!(rec["next_check_at"], json!(T0 + 61 + NOTIFY_RECHECK_SECS), "{rec}");
+    assert_eq!(rec["next_check_at"], json!(T0 + 31 + STORE_SETTLE_SECS), "{rec}");
+    app.clock.set(T0 + 31 + STORE_SETTLE_SECS);
+    assert_eq!(app.poll().0.status, 200);
+    app.http.assert_done();
+    let rec = app.record(&id);
+    assert_eq!(rec["next_check_at"], json!(T0 + 31 + STORE_SETTLE_SECS + NOTIFY_RECHECK_SECS), "{rec}");
     assert_eq!(rec["notify_attempts"], 0, "{rec}");
     assert!(app.notifications().is_empty());
 }

@@ -167,7 +167,9 @@ fn poll_sees_running_then_stopped_and_notifies_once(store: StoreBehaviour) {
     assert_eq!(rec["storage_path"], "https://mytestaccountname.blob.core.windows.net/capture/pc1.cap");
     assert_eq!(rec["notified"], true);
     assert_eq!(rec["azure_deleted"], true);
-    assert_eq!(rec["next_check_at"], Value::Null);
+    // One more look once the store settled, for alerts attached at the last moment.
+    let finished = rec["finished_at"].as_i64().unwrap();
+    assert_eq!(rec["next_check_at"], json!(finished + apc_core::advance::STORE_SETTLE_SECS));
 
     let notes: Vec<_> = app.http.requests().into_iter().filter(|r| r.url == NOTIFY).collect();
     assert_eq!(notes.len(), 1);
@@ -178,9 +180,14 @@ fn poll_sees_running_then_stopped_and_notifies_once(store: StoreBehaviour) {
     assert_eq!(n["capture"]["id"], id.as_str());
     assert_eq!(n["id"].as_str().unwrap().len(), 32);
 
-    // Nothing left: later polls make no call and send no second notification.
+    // That look makes no call and sends nothing; then nothing is left: later polls make no
+    // call and send no second notification.
     app.clock.advance(3600);
     app.http.clear_log();
+    let (_, v) = app.poll();
+    assert_eq!(v["advanced"], 1);
+    assert_eq!(app.http.count(), 0);
+    assert_eq!(app.record(&id)["next_check_at"], Value::Null);
     let (_, v) = app.poll();
     assert_eq!(v["advanced"], 0);
     assert_eq!(v["due"], 0);

@@ -216,3 +216,189 @@ fn a_storm_of_distinct_alerts_never_answers_503(store: StoreBehaviour) {
     }
 }
 store_matrix!(a_storm_of_distinct_alerts_never_answers_503: Strict, SpinSqlite, SpinRedis, Eventual);
+
+/// What a request on a replicated store (Akamai's) may see: the store as it was at an earlier
+/// moment, plus its own writes, which do reach the real store.
+struct StaleView<'a> {
+    inner: &'a apc_testkit::MemKv,
+    seen: std::cell::RefCell<std::collections::BTreeMap<String, Option<Vec<u8>>>>,
+}
+
+impl<'a> StaleView<'a> {
+    /// The store as it is now, for a request made later.
+    fn of(kv: &'a apc_testkit::MemKv) -> Self {
+        let seen = kv.keys().into_iter().map(|k| (k.clone(), kv.get_string(&k).map(String::into_bytes))).collect();
+        StaleView { inner: kv, seen: std::cell::RefCell::new(seen) }
+    }
+}
+
+impl apc_core::ports::KvStore for StaleView<'_> {
+    fn get(&self, k: &str) -> Result<Option<Vec<u8>>, apc_core::ports::KvError> {
+        Ok(self.seen.borrow().get(k).cloned().flatten())
+    }
+    fn set(&self, k: &str, v: &[u8]) -> Result<(), apc_core::ports::KvError> {
+        self.seen.borrow_mut().insert(k.to_string(), Some(v.to_vec()));
+        self.inner.set(k, v)
+    }
+    fn delete(&self, k: &str) -> Result<(), apc_core::ports::KvError> {
+        self.seen.borrow_mut().insert(k.to_string(), None);
+        self.inner.delete(k)
+    }
+    fn list_keys(&self) -> Result<Vec<String>, apc_core::ports::KvError> {
+        Ok(self.seen.borrow().iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect())
+    }
+}
+
+/// `POST /poll` through `kv`.
+fn poll_through(app: &TestApp, kv: &dyn apc_core::ports::KvStore) -> apc_core::api::ApiResponse {
+    app.send_with_kv(&app.request("POST", "/poll", b""), kv)
+}
+
+fn keys_of(app: &TestApp, id: &str) -> Vec<String> {
+    app.kv
+        .keys()
+        .into_iter()
+        .filter(|k| (k.starts_with("v1:act:") || k.starts_with("v1:cap:")) && k.contains(id))
+        .collect()
+}
+
+/// A running capture on the sample VM, and a view of the store as it was then.
+fn running_capture(app: &TestApp) -> String {
+    app.script_cold_path();
+    let (resp, v) = app.post_alert(&common_vm_alert());
+    assert_eq!(resp.status, 202, "{v}");
+    assert_eq!(v["captures"][0]["state"], "running", "{v}");
+    app.http.assert_done();
+    app.settle();
+    capture_id(&v)
+}
+
+/// Finish capture `id`: Azure says it stopped; the file is read, the notification sent and the
+/// capture deleted.
+fn finish(app: &TestApp, id: &str) {
+    app.http.expect(
+        Method::Post,
+        format!("{NW2}/{id}/queryStatus?api-version=2025-07-01"),
+        sample_response(CAPTURE_STATUS_STOPPED, 200),
+    );
+    app.script_finish(id);
+    app.clock.advance(301);
+    app.poll();
+    app.http.assert_done();
+    let rec = app.record(id);
+    assert_eq!(rec["state"], "succeeded", "{rec}");
+    assert_eq!(rec["azure_deleted"], true, "{rec}");
+}
+
+/// A request that reads an old copy of a running record after another request finished it and
+/// deleted its capture (Akamai's store shows writes late) finds the capture gone. It must not
+/// fail the record or notify "failed": it notes the absence and comes back later; by then the
+/// finished record is visible, Azure is asked once more, and the left-over key goes.
+fn a_stale_copy_of_a_finished_capture_neither_fails_it_nor_notifies(store: StoreBehaviour) {
+    let app = TestApp::with_store(store);
+    let id = running_capture(&app);
+    let stale = StaleView::of(&app.kv);
+    finish(&app, &id);
+    app.http.clear_log();
+
+    app.http.expect(
+        Method::Post,
+        format!("{NW2}/{id}/queryStatus?api-version=2025-07-01"),
+        ScriptedHttp::arm_error(404, "NotFound", "no such capture"),
+    );
+    app.clock.advance(30);
+    assert_eq!(poll_through(&app, &stale).status, 200);
+    app.http.assert_done();
+    assert!(app.notifications().is_empty(), "no second notification");
+    assert_eq!(keys_of(&app, &id).len(), 2, "the old copy wrote its act key back: {:?}", keys_of(&app, &id));
+    let rec = app.record(&id);
+    assert_eq!(rec["state"], "succeeded", "the finished record wins: {rec}");
+
+    // The next poll sees both keys: asks Azure (gone), deletes the act key, sends nothing.
+    app.http.expect(Method::Get, capture_url(&id), ScriptedHttp::arm_error(404, "NotFound", "no such capture"));
+    app.clock.advance(60);
+    app.poll();
+    app.http.assert_done();
+    app.settle();
+    only_the_finished_record(&app, &id);
+}
+
+/// Capture `id` has its one finished record (`succeeded`) and no other key, and no second
+/// notification went out since the log was cleared.
+fn only_the_finished_record(app: &TestApp, id: &str) {
+    assert!(app.notifications().is_empty(), "the alert was notified once, before");
+    let keys = keys_of(app, id);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("v1:cap:"), "{keys:?}");
+    assert_eq!(app.record(id)["state"], "succeeded");
+}
+store_matrix!(a_stale_copy_of_a_finished_capture_neither_fails_it_nor_notifies: Strict, SpinSqlite, SpinRedis, Eventual);
+
+/// A request that reads an old copy of a queued record (its first PUT throttled) after other
+/// requests created, finished and deleted the capture `PUT`s it again: Azure makes a new
+/// capture of the same name. The next poll finds it under the finished record's name, stops and
+/// deletes it: nothing Azure runs is left untracked.
+fn a_stale_queued_copy_that_creates_again_is_cleaned_up(store: StoreBehaviour) {
+    let app = TestApp::with_store(store);
+    let id = queued_capture(&app);
+    let stale = StaleView::of(&app.kv);
+    app.http.route(Method::Put, NW2, sample_response(CAPTURE_CREATE, 201));
+    app.clock.advance(31);
+    app.poll();
+    assert_eq!(app.record(&id)["state"], "running", "{}", app.record(&id));
+    finish(&app, &id);
+    app.http.clear_log();
+
+    app.http.route(Method::Put, NW2, sample_response(CAPTURE_CREATE, 201));
+    app.clock.advance(30);
+    assert_eq!(poll_through(&app, &stale).status, 200);
+    assert_eq!(puts(&app).len(), 1, "the old copy created the capture again");
+    assert!(keys_of(&app, &id).iter().any(|k| k.starts_with("v1:act:")), "{:?}", keys_of(&app, &id));
+
+    app.http.clear_log();
+    app.http.expect(Method::Get, capture_url(&id), sample_response(CAPTURE_GET, 200));
+    app.http.expect(Method::Post, format!("{NW2}/{id}/stop?api-version=2025-07-01"), ScriptedHttp::empty(200));
+    app.http.expect(Method::Delete, capture_url(&id), sample_response(apc_testkit::consts::CAPTURE_DELETE, 204));
+    app.clock.advance(60);
+    app.poll();
+    app.http.assert_done();
+    app.settle();
+    only_the_finished_record(&app, &id);
+}
+store_matrix!(a_stale_queued_copy_that_creates_again_is_cleaned_up: Strict, SpinSqlite, SpinRedis, Eventual);
+
+/// An alert coalesced into a capture just before another request finishes it, its fact not yet
+/// visible to that request (Akamai's store): the finished record is looked at once more after
+/// the store settled and lists it then. No alert is left on no record.
+fn an_alert_attached_at_the_last_moment_is_listed_after_the_settle(store: StoreBehaviour) {
+    let app = TestApp::with_store(store);
+    let id = running_capture(&app);
+    let stale = StaleView::of(&app.kv);
+    let (resp, v) = app.post_alert(&other_alert(1));
+    assert_eq!(resp.status, 200, "{v}");
+    assert_eq!(v["coalesced"], true, "{v}");
+    assert_eq!(capture_id(&v), id, "{v}");
+
+    app.http.expect(
+        Method::Post,
+        format!("{NW2}/{id}/queryStatus?api-version=2025-07-01"),
+        sample_response(CAPTURE_STATUS_STOPPED, 200),
+    );
+    app.script_finish(&id);
+    app.clock.advance(301);
+    assert_eq!(poll_through(&app, &stale).status, 200);
+    app.http.assert_done();
+    app.settle();
+    let rec = app.record(&id);
+    assert_eq!(rec["state"], "succeeded", "{rec}");
+    assert_eq!(rec["alert_ids"].as_array().map(Vec::len), Some(1), "the finisher did not see it: {rec}");
+
+    app.clock.advance(apc_core::advance::STORE_SETTLE_SECS);
+    app.poll();
+    app.settle();
+    let rec = app.record(&id);
+    assert_eq!(rec["alert_ids"].as_array().map(Vec::len), Some(2), "{rec}");
+    assert_eq!(rec["next_check_at"], Value::Null, "{rec}");
+    app.http.assert_done();
+}
+store_matrix!(an_alert_attached_at_the_last_moment_is_listed_after_the_settle: Strict, SpinSqlite, SpinRedis, Eventual);

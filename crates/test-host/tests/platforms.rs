@@ -242,12 +242,7 @@ fn name(platform: &Platform) -> &'static str {
 }
 
 on_every_platform!(storm_of_one_alert);
-on_every_platform!(
-    storm_of_one_alert_to_the_end,
-    [],
-    [],
-    [#[ignore = "bug: on the Akamai-like store a stale poll steps the finished record again, finds the deleted capture gone and writes a second, `failed` record of the same capture (two records, two notifications); see docs/STATE.md"]]
-);
+on_every_platform!(storm_of_one_alert_to_the_end);
 
 // ---- fifty alerts for one VM -----------------------------------------------------------------
 
@@ -304,12 +299,7 @@ fn fifty_alerts_on_one_record(platform: &Platform) -> Fleet {
 }
 
 on_every_platform!(fifty_alerts_for_one_vm);
-on_every_platform!(
-    fifty_alerts_for_one_vm_to_the_end,
-    [],
-    [],
-    [#[ignore = "bug: on the Akamai-like store a stale poll steps the finished record again and writes a second, `failed` record of the same capture (as storm_of_one_alert_to_the_end)"]]
-);
+on_every_platform!(fifty_alerts_for_one_vm_to_the_end);
 
 // ---- a hundred VMs at once -------------------------------------------------------------------
 
@@ -356,12 +346,7 @@ fn hundred_vms_answers(platform: &Platform) -> Fleet {
 }
 
 on_every_platform!(hundred_vms_at_once);
-on_every_platform!(
-    hundred_vms_at_once_to_the_end,
-    [],
-    [],
-    [#[ignore = "bug: on the Akamai-like store a record vanishes (no act, no cap key; only its alert fact) though its capture ran and was deleted: a lost alert"]]
-);
+on_every_platform!(hundred_vms_at_once_to_the_end);
 
 // ---- Azure faults ----------------------------------------------------------------------------
 
@@ -422,9 +407,4 @@ fn a_fifth_of_azure_calls_failing(platform: &Platform) {
     assert!(faults >= 5, "the faults really fired ({faults})");
 }
 
-on_every_platform!(
-    a_fifth_of_azure_calls_failing,
-    [],
-    [],
-    [#[ignore = "bug: on the Akamai-like store a stale step PUTs a capture again after it was deleted; Azure keeps it (orphan)"]]
-);
+on_every_platform!(a_fifth_of_azure_calls_failing);

@@ -82,8 +82,13 @@ pub struct Listing {
     pub facts: Vec<(String, String)>,
     /// Names with a create claim.
     pub claims: Vec<String>,
-    /// `act` keys of captures that also have a `cap` record: left over, to delete.
+    /// `act` keys of captures that also have a `cap` record: left over (or written by a check
+    /// of an old copy of the record), to reconcile with Azure if need be and delete.
     pub stale_active: Vec<records::ActKey>,
+    /// Further `cap` keys of a name that has an earlier one (name, finish time): written by a
+    /// check of an old copy of an active record after another request had finished it. The
+    /// earliest one is the record (`finished`); these are deleted.
+    pub duplicate_finished: Vec<(String, UnixSeconds)>,
 }
 
 impl Listing {
@@ -110,6 +115,18 @@ impl Listing {
                 l.claims.push(n.to_string());
             }
         }
+        // One terminal record per name: the first to finish. A later one can only come from a
+        // request that stepped an old copy of the record (a store showing writes late).
+        l.finished.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut kept: Vec<(String, UnixSeconds)> = Vec::with_capacity(l.finished.len());
+        for f in l.finished.drain(..) {
+            if kept.last().is_some_and(|k| k.0 == f.0) {
+                l.duplicate_finished.push(f);
+            } else {
+                kept.push(f);
+            }
+        }
+        l.finished = kept;
         // A capture both active and finished is finished (docs/STATE.md: `cap` wins).
         l.active.sort_by(|a, b| a.name.cmp(&b.name));
         l.active.dedup_by(|a, b| a.name == b.name);
@@ -141,5 +158,27 @@ impl Listing {
     /// The finish time of terminal record `name`.
     pub fn finished_at(&self, name: &str) -> Option<UnixSeconds> {
         self.finished.iter().find(|(n, _)| n == name).map(|(_, t)| *t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_has_one_terminal_record_the_first_to_finish() {
+        let keys = vec![
+            "v1:cap:apc-a-20260101T000000-00000000:20260101T000900".to_string(),
+            "v1:cap:apc-a-20260101T000000-00000000:20260101T000500".to_string(),
+            "v1:cap:apc-b-20260101T000000-11111111:20260101T000700".to_string(),
+            "v1:act:0123456789abcdef:0123456789abcdef:apc-a-20260101T000000-00000000".to_string(),
+        ];
+        let l = Listing::from_keys(keys);
+        let t = |s: &str| timefmt::parse_compact(s).unwrap();
+        assert_eq!(l.finished.len(), 2);
+        assert_eq!(l.finished_at("apc-a-20260101T000000-00000000"), Some(t("20260101T000500")));
+        assert_eq!(l.duplicate_finished, vec![("apc-a-20260101T000000-00000000".to_string(), t("20260101T000900"))]);
+        assert_eq!(l.stale_active.len(), 1, "the act key of a finished name is left over");
+        assert!(l.active.is_empty());
     }
 }

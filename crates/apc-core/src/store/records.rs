@@ -171,6 +171,12 @@ pub fn save(kv: &dyn KvStore, rec: &CaptureRecord, from: Place) -> Result<Place,
     Ok(Place::Finished { due })
 }
 
+/// Delete the work marker of terminal record `name` (it has no work left).
+pub fn clear_due(kv: &dyn KvStore, name: &str) -> Result<(), StoreError> {
+    kv.delete(&due_key(name))?;
+    Ok(())
+}
+
 /// Delete a terminal record and its marker (eviction).
 pub fn remove_finished(kv: &dyn KvStore, name: &str, finished_at: UnixSeconds, due: bool) -> Result<(), StoreError> {
     kv.delete(&cap_key(name, finished_at))?;
