@@ -8,6 +8,9 @@
 # stops it. Strict mode (no --loose): we send nothing Azurite does not know, and a loose emulator
 # would hide it if we did. Needs node (20 or later) with npm, and openssl. Arguments go to the
 # test binary (e.g. a test name).
+#
+# Azurite 3.35.0 is the newest release that declares Node 20 support (3.36 asks for 21, 3.37 for
+# 22; CI has Node 20). It serves the Storage version we pin (2025-01-05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
