@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: native unit/property/flow tests of the core, the Azure emulator's tests, and
-# the component tests that drive the release .wasm through the wasmtime test host and the
-# emulator. Sets up what it needs (the wasm32-wasip2 target, Debian's redis-server when run as
-# root) on a fresh machine.
+# Runs every test: native unit/property/flow tests of the core, the Azure emulator's tests, the
+# component tests that drive the release .wasm through the wasmtime test host and the emulator,
+# the emulator's conformance under the Azure SDK for Python, and our Storage client against
+# Azurite (scripts/azurite.sh; needs node 20+ with npm, and openssl). Sets up what it needs (the
+# wasm32-wasip2 target, Debian's redis-server when run as root) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,11 @@ pylog=$(mktemp)
 trap 'rm -f "$log" "$pylog"' EXIT
 bash scripts/conformance.sh 2>&1 | tee "$pylog" || status=$?
 
+echo "== Azurite: our Storage client against Microsoft's Storage emulator"
+azlog=$(mktemp)
+trap 'rm -f "$log" "$pylog" "$azlog"' EXIT
+bash scripts/azurite.sh 2>&1 | tee "$azlog" || status=$?
+
 # One closing line for the whole run (cargo prints one per test binary; pytest one summary).
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
@@ -57,7 +63,14 @@ if [ -z "$summary" ]; then
   echo "conformance: no pytest summary (the run did not start)" >&2
   py_failed=$((py_failed + 1))
 fi
-passed=$((passed + py_passed))
-failed=$((failed + py_failed))
+# The Azurite step runs one cargo test binary (its ignored tests): its "test result" line.
+az_passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$azlog" | awk '{s+=$4} END {print s+0}')
+az_failed=$(grep -Eo '[0-9]+ failed;' "$azlog" | awk '{s+=$1} END {print s+0}')
+if ! grep -q 'test result:' "$azlog"; then
+  echo "azurite: no test result (the run did not start)" >&2
+  az_failed=$((az_failed + 1))
+fi
+passed=$((passed + py_passed + az_passed))
+failed=$((failed + py_failed + az_failed))
 echo "tests: $passed passed, $failed failed"
 exit "$status"
