@@ -2,6 +2,7 @@
 //! summarised and linked, and the notification carries it; every failure still notifies, with
 //! its reason. Each flow runs once per store behaviour (`store_matrix!`).
 
+use apc_core::ports::Method;
 use apc_core::summary::Summarizer;
 use apc_core::timefmt::parse_rfc3339;
 use apc_testkit::alerts::{Firing, classic_alert};
@@ -22,6 +23,9 @@ fn run_to_notification(app: &EmulatedApp, scenario: Option<Scenario>) -> (String
     app.advance(400);
     let (resp, v) = app.poll();
     assert_eq!(resp.status, 200, "{v}");
+    // The link is a credential: never in the log line.
+    let log = resp.log.to_string();
+    assert!(!log.contains("sig=") && !log.contains("blob"), "{log}");
     let notes = app.notifications();
     assert_eq!(notes.len(), 1, "one notification: {notes:?}");
     let n = notes.into_iter().next().unwrap();
@@ -178,6 +182,14 @@ fn each_scenario_is_summarised_and_linked(store: StoreBehaviour) {
             _ => {}
         }
 
+        // Storage was asked only what the file role allows (deploy/role-alert-packet-capture-files.json).
+        let storage = format!("{}/pcstore/", app.emu.base_url());
+        for r in app.http.requests().iter().filter(|r| r.url.starts_with(&storage)) {
+            let key = r.url.ends_with("/?restype=service&comp=userdelegationkey") && r.method == Method::Post;
+            let read = r.url.starts_with(&format!("{storage}network-watcher-logs/")) && r.method == Method::Get;
+            assert!(key || read, "{what}: {} {} is not in the file role", r.method, r.url);
+            assert!(r.header("authorization").is_some_and(|a| a.starts_with("Bearer ")), "{what}");
+        }
         // The record shows the same, once.
         let rec = app.get_capture(&id);
         assert_same(&rec["summary"], s, what);
