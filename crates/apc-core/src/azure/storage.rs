@@ -724,8 +724,8 @@ impl<'a, 'w> BlobClient<'a, 'w> {
                 headers.push(("content-type".to_string(), "application/xml".to_string()));
             }
             let request = OutboundRequest { method, url: url.to_string(), headers, body: body.clone() };
-            // The storage endpoint has no variable of its own yet; the account id names it.
-            let resp = self.az.send(&request).map_err(|e| from_transport(&e, "storage_account_id"))?;
+            // A refused host: spin.toml allows the blob endpoint through storage_blob_host.
+            let resp = self.az.send(&request).map_err(|e| from_transport(&e, "storage_blob_host"))?;
             if resp.status == 401 && !refreshed {
                 token = self.az.refresh_storage_token()?;
                 refreshed = true;
