@@ -81,6 +81,7 @@ done <<< "$declared"
 if $demo; then
   export SPIN_VARIABLE_AZURE_AUTHORITY_HOST=http://$emulator_listen
   export SPIN_VARIABLE_AZURE_ARM_ENDPOINT=http://$emulator_listen
+  export SPIN_VARIABLE_STORAGE_BLOB_HOST=http://$emulator_listen
   export SPIN_VARIABLE_AZURE_TENANT_ID=$demo_tenant
   export SPIN_VARIABLE_AZURE_CLIENT_ID=$demo_client
   export SPIN_VARIABLE_AZURE_CLIENT_SECRET=$demo_secret

@@ -544,7 +544,11 @@ pub fn step(ctx: &Ctx, rec: &mut CaptureRecord) {
         _ => {}
     }
     if rec.state.is_terminal() && rec.next_check_at.is_some() {
-        step_terminal(ctx, rec);
+        // Issue 10: the file's summary and download link go into the notification; a file not
+        // readable yet delays it (a bounded number of checks), nothing else holds it back.
+        if crate::capture_file::prepare(ctx, rec) == crate::capture_file::Prepared::Ready {
+            step_terminal(ctx, rec);
+        }
     }
     rec.updated_at = ctx.now();
 }

@@ -18,11 +18,13 @@
 //! - [`notify`]: notifications (SPEC §8).
 //! - [`api`]: routes, authentication, problem+json answers (SPEC §2, §11).
 //! - [`summary`]: what a capture file says: a traffic summary (issue 10).
+//! - [`capture_file`]: read, summarise and sign a finished capture's file (issue 10).
 
 pub mod advance;
 pub mod alert;
 pub mod api;
 pub mod azure;
+pub mod capture_file;
 pub mod config;
 pub mod intake;
 pub mod notify;

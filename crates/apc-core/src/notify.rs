@@ -3,10 +3,13 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::capture_file::FileSummary;
 use crate::config::NotifyFormat;
 use crate::ports::{HttpClient, Method, OutboundRequest, TransportError};
 use crate::record::{CaptureRecord, State};
 use crate::store::hex;
+use crate::summary::Summary;
+use crate::timefmt::rfc3339;
 
 /// The event id of a record's terminal notification: the same on every retry, so receivers can
 /// de-duplicate at-least-once deliveries.
@@ -92,6 +95,232 @@ impl Markup {
     }
 }
 
+impl Markup {
+    /// Our own signed download link (a credential for its reader): clickable when it is an
+    /// http(s) URL of characters that need no escaping (a SAS is percent-encoded), else text.
+    fn download(self, url: &str, label: &str) -> String {
+        let safe = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:%?=&".contains(&b));
+        match self {
+            Markup::Plain => url.to_string(),
+            // Slack reads `&` inside a link as `&amp;`, like anywhere else.
+            Markup::Slack if safe => format!("<{}|{label}>", url.replace('&', "&amp;")),
+            Markup::Teams if safe => format!("[{label}]({url})"),
+            _ => self.text(url),
+        }
+    }
+}
+
+/// `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `512 B`, `1.5 KiB`, `8.0 MiB`, `1.2 GiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// How much of the file the summary saw, when not all of it.
+fn coverage(s: &Summary) -> Option<String> {
+    let f = &s.file;
+    let mut parts = Vec::new();
+    if f.stopped_at_limit {
+        parts.push(match f.bytes_total {
+            Some(t) => format!(
+                "summarised the first {} of {} (capture_summary_max_bytes)",
+                human_bytes(f.bytes_seen),
+                human_bytes(t)
+            ),
+            None => format!("summarised the first {} (capture_summary_max_bytes)", human_bytes(f.bytes_seen)),
+        });
+    }
+    if f.truncated {
+        parts.push("the file ends inside its last packet".to_string());
+    }
+    if let Some(d) = &f.damaged {
+        parts.push(format!("the file is damaged: {d}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The key figures as (title, value) pairs, values not yet marked up.
+fn key_figures(s: &Summary) -> Vec<(&'static str, String)> {
+    let p = &s.protocols;
+    let mut out = vec![
+        (
+            "Packets",
+            format!(
+                "{} ({} in {:.1} s{})",
+                thousands(s.packets),
+                human_bytes(s.bytes),
+                s.duration_seconds,
+                s.bytes_per_second.map(|b| format!(", {}/s", human_bytes(b as u64))).unwrap_or_default()
+            ),
+        ),
+        (
+            "Protocols",
+            format!(
+                "IPv4 {}, IPv6 {}, TCP {}, UDP {}, ICMP {}, other {}",
+                thousands(p.ipv4),
+                thousands(p.ipv6),
+                thousands(p.tcp),
+                thousands(p.udp),
+                thousands(p.icmp + p.icmpv6),
+                thousands(p.other_transport + p.non_ip)
+            ),
+        ),
+        (
+            "TCP",
+            format!(
+                "SYN {} ({} unanswered), SYN-ACK {}, RST {}, FIN {}, retransmissions ~{}, zero windows {}",
+                thousands(s.tcp.syn),
+                thousands(s.tcp.syn_unanswered),
+                thousands(s.tcp.syn_ack),
+                thousands(s.tcp.rst),
+                thousands(s.tcp.fin),
+                thousands(s.tcp.retransmissions),
+                thousands(s.tcp.zero_window)
+            ),
+        ),
+    ];
+    if let Some(c) = s.top_conversations.first() {
+        let port = |p: Option<u16>| p.map(|p| format!(":{p}")).unwrap_or_default();
+        out.push((
+            "Top conversation",
+            format!(
+                "{} {}{} → {}{} ({}, community id {})",
+                c.protocol,
+                c.a_address,
+                port(c.a_port),
+                c.b_address,
+                port(c.b_port),
+                human_bytes(c.bytes_a_to_b + c.bytes_b_to_a),
+                c.community_id
+            ),
+        ));
+    }
+    if !s.top_destination_ports.is_empty() {
+        let ports: Vec<String> = s
+            .top_destination_ports
+            .iter()
+            .map(|p| match &p.service {
+                Some(name) => format!("{}/{} ({name})", p.port, p.protocol),
+                None => format!("{}/{}", p.port, p.protocol),
+            })
+            .collect();
+        out.push(("Top ports", ports.join(", ")));
+    }
+    if let Some(c) = coverage(s) {
+        out.push(("Coverage", c));
+    }
+    out
+}
+
+/// The top talkers as rows of (address, bytes, packets).
+fn talker_rows(s: &Summary) -> Vec<[String; 3]> {
+    s.top_talkers.iter().map(|t| [t.address.clone(), human_bytes(t.bytes), thousands(t.packets)]).collect()
+}
+
+/// The reason there is no summary, for people.
+fn summary_missing(rec: &CaptureRecord) -> Option<&str> {
+    match &rec.summary {
+        Some(FileSummary::Unavailable { reason, .. }) => Some(reason),
+        _ => None,
+    }
+}
+
+/// Slack: the summary as a few lines and a code-block table, the link, or the reasons.
+fn slack_summary(rec: &CaptureRecord) -> String {
+    let m = Markup::Slack;
+    let mut out = String::new();
+    if let Some(s) = rec.summary.as_ref().and_then(FileSummary::summary) {
+        out.push_str(&format!("\n*Traffic:* {}", m.text(&s.headline)));
+        for (title, value) in key_figures(s) {
+            out.push_str(&format!("\n• *{title}:* {}", m.text(&value)));
+        }
+        let rows = talker_rows(s);
+        if !rows.is_empty() {
+            let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max("Top talker".len());
+            out.push_str(&format!("\n```{:<width$}  {:>10}  {:>8}", "Top talker", "Bytes", "Packets"));
+            for [addr, bytes, packets] in rows {
+                out.push_str(&format!("\n{:<width$}  {:>10}  {:>8}", m.text(&addr), bytes, packets));
+            }
+            out.push_str("```");
+        }
+    } else if let Some(why) = summary_missing(rec) {
+        out.push_str(&format!("\n_No traffic summary:_ {}", m.text(why)));
+    }
+    match (&rec.download, &rec.download_error) {
+        (Some(d), _) => out.push_str(&format!(
+            "\n{} (expires {})",
+            m.download(&d.url, "Download the .cap file"),
+            rfc3339(d.expires_at)
+        )),
+        (None, Some(why)) if rec.state == State::Succeeded => out.push_str(&format!("\n_{}_", m.text(why))),
+        _ => {}
+    }
+    out
+}
+
+/// Teams: Adaptive Card elements for the summary (a fact set and a three-column table), the
+/// link, or the reasons.
+fn teams_summary(rec: &CaptureRecord) -> Vec<Value> {
+    let m = Markup::Teams;
+    let mut out = Vec::new();
+    if let Some(s) = rec.summary.as_ref().and_then(FileSummary::summary) {
+        out.push(json!({"type": "TextBlock", "text": format!("Traffic: {}", m.text(&s.headline)), "wrap": true, "weight": "Bolder"}));
+        let facts: Vec<Value> =
+            key_figures(s).into_iter().map(|(t, v)| json!({"title": t, "value": m.text(&v)})).collect();
+        out.push(json!({"type": "FactSet", "facts": facts}));
+        let rows = talker_rows(s);
+        if !rows.is_empty() {
+            let column = |i: usize, title: &str, align: &str| {
+                let mut items =
+                    vec![json!({"type": "TextBlock", "text": title, "weight": "Bolder", "horizontalAlignment": align})];
+                items.extend(rows.iter().map(|r| json!({"type": "TextBlock", "text": m.text(&r[i]), "horizontalAlignment": align, "spacing": "None"})));
+                json!({"type": "Column", "width": if i == 0 { "stretch" } else { "auto" }, "items": items})
+            };
+            out.push(json!({
+                "type": "ColumnSet",
+                "columns": [column(0, "Top talker", "Left"), column(1, "Bytes", "Right"), column(2, "Packets", "Right")]
+            }));
+        }
+    } else if let Some(why) = summary_missing(rec) {
+        out.push(json!({"type": "TextBlock", "text": format!("No traffic summary: {}", m.text(why)), "wrap": true}));
+    }
+    match (&rec.download, &rec.download_error) {
+        (Some(d), _) => out.push(json!({
+            "type": "TextBlock",
+            "text": format!("{} (expires {})", m.download(&d.url, "Download the .cap file"), m.text(&rfc3339(d.expires_at))),
+            "wrap": true
+        })),
+        (None, Some(why)) if rec.state == State::Succeeded => {
+            out.push(json!({"type": "TextBlock", "text": m.text(why), "wrap": true, "isSubtle": true}))
+        }
+        _ => {}
+    }
+    out
+}
+
 fn headline(rec: &CaptureRecord, m: Markup) -> String {
     let rule = match rec.alert_rule.as_deref() {
         Some(r) => m.text(r),
@@ -132,9 +361,15 @@ pub fn body(rec: &CaptureRecord, format: NotifyFormat) -> Value {
             "vm": rec.vm,
             "cap_location": cap_location(rec),
             "summary": headline(rec, Markup::Plain),
+            "traffic_summary": rec.summary.as_ref().and_then(FileSummary::summary),
+            "traffic_summary_unavailable": match &rec.summary {
+                Some(FileSummary::Unavailable { code, reason }) => json!({"code": code, "reason": reason}),
+                _ => Value::Null,
+            },
+            "download_url": rec.download.as_ref().map(|d| d.url.as_str()),
             "capture": rec.view(),
         }),
-        NotifyFormat::Slack => json!({ "text": headline(rec, Markup::Slack) }),
+        NotifyFormat::Slack => json!({ "text": format!("{}{}", headline(rec, Markup::Slack), slack_summary(rec)) }),
         NotifyFormat::Teams => {
             let m = Markup::Teams;
             let mut facts = vec![
@@ -153,6 +388,14 @@ pub fn body(rec: &CaptureRecord, format: NotifyFormat) -> Value {
             if let Some(reason) = &rec.stop_reason {
                 facts.push(json!({"title": "Stop reason", "value": m.text(reason)}));
             }
+            let mut card_body = vec![
+                json!({"type": "TextBlock", "text": headline(rec, m), "wrap": true, "weight": "Bolder"}),
+                json!({"type": "FactSet", "facts": facts}),
+            ];
+            card_body.extend(teams_summary(rec));
+            card_body.push(
+                json!({"type": "TextBlock", "text": format!("Event {}", event_id(rec)), "isSubtle": true, "size": "Small"}),
+            );
             json!({
                 "type": "message",
                 "attachments": [{
@@ -162,11 +405,7 @@ pub fn body(rec: &CaptureRecord, format: NotifyFormat) -> Value {
                         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                         "type": "AdaptiveCard",
                         "version": "1.4",
-                        "body": [
-                            {"type": "TextBlock", "text": headline(rec, m), "wrap": true, "weight": "Bolder"},
-                            {"type": "FactSet", "facts": facts},
-                            {"type": "TextBlock", "text": format!("Event {}", event_id(rec)), "isSubtle": true, "size": "Small"}
-                        ]
+                        "body": card_body
                     }
                 }]
             })
@@ -378,6 +617,116 @@ mod tests {
         );
         assert_eq!(b["cap_location"], "https://st.blob.core.windows.net/c/x.cap");
         let keys: Vec<&String> = b.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["alert_rule", "cap_location", "capture", "id", "summary", "type", "vm"]);
+        assert_eq!(
+            keys,
+            [
+                "alert_rule",
+                "cap_location",
+                "capture",
+                "download_url",
+                "id",
+                "summary",
+                "traffic_summary",
+                "traffic_summary_unavailable",
+                "type",
+                "vm"
+            ]
+        );
+    }
+    fn summarised() -> CaptureRecord {
+        use crate::capture_file::{DownloadUrl, FileSummary};
+        use crate::summary::testcap::{ACK, Format, SYN, tcp, write};
+        let mut packets = vec![(1_000_000_000, tcp("10.0.0.4", 50000, "203.0.113.9", 443, SYN, 1, 0))];
+        for i in 0..20 {
+            packets.push((2_000_000_000 + i, tcp("203.0.113.9", 443, "10.0.0.4", 50000, ACK, 100 + i as u32, 1400)));
+        }
+        let file = write(Format::Pcap { big_endian: false, nanos: false }, &packets);
+        let mut s = crate::summary::Summarizer::new(1 << 20);
+        s.feed(&file);
+        let summary = s.finish().unwrap();
+        CaptureRecord {
+            summary: Some(FileSummary::Summarised { summary: Box::new(summary), note: None }),
+            download: Some(DownloadUrl {
+                url: "https://st.blob.core.windows.net/c/x.cap?sp=r&se=2026-11-26T02%3A00%3A00Z&sig=ab%2Bc%3D".into(),
+                expires_at: 1_795_658_400,
+            }),
+            ..record(State::Succeeded)
+        }
+    }
+
+    #[test]
+    fn slack_carries_figures_a_talker_table_and_the_link() {
+        let r = summarised();
+        let text = body(&r, NotifyFormat::Slack)["text"].as_str().unwrap().to_string();
+        let headline = &r.summary.as_ref().unwrap().summary().unwrap().headline;
+        assert!(text.contains(&format!("*Traffic:* {headline}")), "{text}");
+        assert!(text.contains("• *Packets:* 21 ("), "{text}");
+        assert!(text.contains("SYN 1 (1 unanswered)"), "{text}");
+        // The table: a header and the two hosts, busiest first.
+        let table = text.split("```").nth(1).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("Top talker"), "{table}");
+        assert!(lines[1].starts_with("10.0.0.4") || lines[1].starts_with("203.0.113.9"), "{table}");
+        assert_eq!(lines.len(), 3, "{table}");
+        // The link: clickable, `&` escaped as Slack reads it.
+        assert!(
+            text.contains("<https://st.blob.core.windows.net/c/x.cap?sp=r&amp;se=2026-11-26T02%3A00%3A00Z&amp;sig=ab%2Bc%3D|Download the .cap file>"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn teams_carries_a_fact_set_a_column_table_and_the_link() {
+        let r = summarised();
+        let b = body(&r, NotifyFormat::Teams);
+        let items = b["attachments"][0]["content"]["body"].as_array().unwrap();
+        let facts = items.iter().filter(|i| i["type"] == "FactSet").nth(1).expect("a summary fact set");
+        let titles: Vec<&str> =
+            facts["facts"].as_array().unwrap().iter().map(|f| f["title"].as_str().unwrap()).collect();
+        assert_eq!(titles[..3], ["Packets", "Protocols", "TCP"]);
+        let table = items.iter().find(|i| i["type"] == "ColumnSet").expect("a talker table");
+        let cols = table["columns"].as_array().unwrap();
+        assert_eq!(cols.len(), 3);
+        assert_eq!(cols[0]["items"].as_array().unwrap().len(), 3, "header and two hosts");
+        let all = b.to_string();
+        assert!(all.contains("[Download the .cap file](https://st.blob.core.windows.net/c/x.cap?sp=r&se="), "{all}");
+        assert_eq!(items.last().unwrap()["text"], format!("Event {}", event_id(&r)));
+    }
+
+    #[test]
+    fn json_carries_the_structured_summary_and_link() {
+        let r = summarised();
+        let b = body(&r, NotifyFormat::Json);
+        assert_eq!(b["traffic_summary"]["packets"], 21);
+        assert_eq!(b["traffic_summary"]["tcp"]["syn"], 1);
+        assert_eq!(b["traffic_summary_unavailable"], Value::Null);
+        assert_eq!(b["download_url"], r.download.as_ref().unwrap().url.as_str());
+        assert_eq!(b["capture"]["summary"], b["traffic_summary"]);
+        assert_eq!(b["capture"]["download_url"], b["download_url"]);
+    }
+
+    #[test]
+    fn a_missing_summary_says_why_and_foreign_text_stays_inert() {
+        use crate::capture_file::{FileSummary, Unavailable};
+        let r = CaptureRecord {
+            summary: Some(FileSummary::Unavailable {
+                code: Unavailable::StorageError,
+                reason: "Storage 400 X: <!channel> [click](https://evil)".into(),
+            }),
+            download_error: Some("no download link: <@U1>".into()),
+            ..record(State::Succeeded)
+        };
+        let text = body(&r, NotifyFormat::Slack)["text"].as_str().unwrap().to_string();
+        assert!(
+            text.contains(&format!("_No traffic summary:_ Storage 400 X: &lt;!channel&gt; [click](https:{WJ}//evil)")),
+            "{text}"
+        );
+        assert!(text.contains("_no download link: &lt;@U1&gt;_"), "{text}");
+        let teams = body(&r, NotifyFormat::Teams).to_string();
+        assert!(teams.contains("No traffic summary: Storage 400 X: \\\\<\\\\!channel\\\\>"), "{teams}");
+        let json = body(&r, NotifyFormat::Json);
+        assert_eq!(json["traffic_summary"], Value::Null);
+        assert_eq!(json["traffic_summary_unavailable"]["code"], "storage_error");
+        assert_eq!(json["traffic_summary_unavailable"]["reason"], "Storage 400 X: <!channel> [click](https://evil)");
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::azure::{OperationKind, OperationUrl};
+use crate::capture_file::{DownloadUrl, FileSummary};
 use crate::ports::UnixSeconds;
 use crate::timefmt::rfc3339;
 
@@ -197,6 +198,24 @@ pub struct CaptureRecord {
     /// missing (by then the finished record, if any, is visible and wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_since: Option<UnixSeconds>,
+    /// The capture file's traffic summary, or why there is none (issue 10); `None` until a
+    /// `succeeded` capture's file has been looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<FileSummary>,
+    /// Checks that found the file not readable yet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub summary_attempts: u32,
+    /// A read-only link to the file. A credential: on the record and in the notification,
+    /// never in a log line or an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<DownloadUrl>,
+    /// Why there is no download link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl CaptureRecord {
@@ -240,6 +259,10 @@ impl CaptureRecord {
             status_operation: None,
             capture_start_time: None,
             missing_since: None,
+            summary: None,
+            summary_attempts: 0,
+            download: None,
+            download_error: None,
         }
     }
 
@@ -274,6 +297,18 @@ impl CaptureRecord {
             "notify_error": self.notify_error,
             "azure_deleted": self.azure_deleted,
             "time_limit_seconds": self.spec.time_limit_seconds,
+            "summary": self.summary.as_ref().and_then(FileSummary::summary),
+            "summary_note": match &self.summary {
+                Some(FileSummary::Summarised { note, .. }) => note.as_deref(),
+                _ => None,
+            },
+            "summary_unavailable": match &self.summary {
+                Some(FileSummary::Unavailable { code, reason }) => json!({"code": code, "reason": reason}),
+                _ => Value::Null,
+            },
+            "download_url": self.download.as_ref().map(|d| d.url.as_str()),
+            "download_url_expires_at": self.download.as_ref().map(|d| rfc3339(d.expires_at)),
+            "download_unavailable": self.download_error,
         })
     }
 

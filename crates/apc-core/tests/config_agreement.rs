@@ -171,6 +171,15 @@ fn every_host_the_component_calls_is_allowed_and_its_default_is_canonical() {
         let DefaultValue::Value(d) = v.default else { panic!("{name} has no default") };
         assert_eq!(Origin::parse(d).map(|o| o.to_string()).as_deref(), Ok(d), "{name}'s default");
     }
+    // The blob endpoint is allowed by a wildcard of the cloud, which the component reads the
+    // same way (issue 10).
+    assert!(allowed.contains(&"{{ storage_blob_host }}"), "storage_blob_host is not in allowed_outbound_hosts");
+    let v = VARIABLES.iter().find(|v| v.name == "storage_blob_host").expect("declared");
+    let DefaultValue::Value(d) = v.default else { panic!("storage_blob_host has no default") };
+    assert_eq!(
+        apc_core::config::BlobHost::parse(d),
+        Ok(apc_core::config::BlobHost::Cloud(apc_core::azure::storage::BlobCloud::Public))
+    );
 }
 
 /// The checks above are only worth something if they notice a difference.

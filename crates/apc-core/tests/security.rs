@@ -960,6 +960,23 @@ fn the_operation_role_grants_exactly_the_two_operation_reads_at_subscription_sco
     assert_eq!(strings(&role["AssignableScopes"]), ["/subscriptions/00000000-0000-0000-0000-000000000000"]);
 }
 
+/// The data-plane role of the capture files (issue 10): a user delegation key and blob reads,
+/// on the storage account only.
+#[test]
+fn the_file_role_grants_exactly_the_key_and_blob_read_on_the_account() {
+    let role = role_file("role-alert-packet-capture-files.json");
+    assert_eq!(
+        strings(&role["Actions"]),
+        ["Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"]
+    );
+    assert_eq!(strings(&role["DataActions"]), ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"]);
+    assert!(strings(&role["NotActions"]).is_empty() && strings(&role["NotDataActions"]).is_empty());
+    assert_eq!(role["IsCustom"], true);
+    let scopes = strings(&role["AssignableScopes"]);
+    assert_eq!(scopes.len(), 1);
+    assert!(scopes[0].contains("/providers/Microsoft.Storage/storageAccounts/"), "{scopes:?}");
+}
+
 /// The RBAC action an ARM request needs, from its method and path.
 fn action_for(r: &OutboundRequest) -> Option<&'static str> {
     let path = r.url.strip_prefix(ARM)?.split('?').next()?.to_ascii_lowercase();

@@ -191,6 +191,12 @@ fn capture_op(st: &mut State, host: &str, op: &str, at: CaptureAt<'_>, req: &Req
         },
         routes::CAPTURE_DELETE => match st.captures.remove(&key) {
             Some(c) => {
+                // The uploaded file outlives the capture resource.
+                if let Some(blob) = c.blob.clone()
+                    && c.status_at(now).status == "Stopped"
+                {
+                    st.kept_files.insert(blob, (c.name.clone(), c.start_at));
+                }
                 let op_id = new_operation(st, OpKind::Delete);
                 accepted(st, host, &c, &op_id, Response::empty(202))
             }

@@ -130,15 +130,24 @@ pub(crate) fn get_blob(inner: &Inner, account: &str, container: &str, blob: &str
         let key = format!("{account}/{container}/{blob}");
         // Two captures writing the same name in the same millisecond: the later one wins, as
         // an upload over an existing blob does.
-        st.captures.values().filter(|c| c.blob.as_deref() == Some(key.as_str())).max_by_key(|c| c.created_at).and_then(
-            |c| {
+        st.captures
+            .values()
+            .filter(|c| c.blob.as_deref() == Some(key.as_str()))
+            .max_by_key(|c| c.created_at)
+            .and_then(|c| {
                 // Network Watcher uploads the file when the capture has stopped.
                 (c.status_at(now).status == "Stopped").then(|| {
                     let scenario = st.scenarios.get(&c.name.to_ascii_lowercase()).copied().unwrap_or_default();
                     pcap::capture_file(scenario, c.start_at.unix_timestamp())
                 })
-            },
-        )
+            })
+            .or_else(|| {
+                // A deleted capture's file stays in storage.
+                st.kept_files.get(&key).map(|(name, start)| {
+                    let scenario = st.scenarios.get(&name.to_ascii_lowercase()).copied().unwrap_or_default();
+                    pcap::capture_file(scenario, start.unix_timestamp())
+                })
+            })
     };
     let Some(file) = file else {
         return error(inner, 404, "BlobNotFound", "The specified blob does not exist.");

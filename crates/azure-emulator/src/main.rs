@@ -19,7 +19,8 @@ OPTIONS:
   --start-delay SECS      seconds before a new capture is Running (default 5)
   --fault-seed N          seed for probabilistic faults (default 0)
   --frozen-clock          the emulator clock moves only via /_emulator/clock (default: real time)
-  --demo                  seed a demo VM (Linux, westus, agent installed) and the westus watcher
+  --demo                  seed a demo VM (Linux, westus, agent installed) and the westus watcher;
+                          storagePaths name this emulator's own Blob service
   -h, --help              this text
 
 Control API: /_emulator/... (see the crate docs / README)."
@@ -69,6 +70,8 @@ fn main() -> ExitCode {
     println!("tenant {} client {} (secret from --client-secret)", config.tenant_id, config.client_id);
     if demo {
         let ids = emulator.seed_demo();
+        // The demo's component reads capture files from this emulator (storage_blob_host).
+        emulator.set_emulator_storage_paths(true);
         println!("demo VM:       {}", ids.vm_id);
         println!("demo watcher:  {}", ids.watcher_id);
         println!("storage id:    {}", ids.storage_account_id);

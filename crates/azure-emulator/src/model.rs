@@ -261,6 +261,9 @@ pub(crate) struct State {
     pub delegation_keys: Vec<DelegationKey>,
     /// Traffic scenario per capture name (lower-case); others get the default.
     pub scenarios: HashMap<String, crate::pcap::Scenario>,
+    /// Files of deleted captures: blob key → (capture name, capture start). Deleting a capture
+    /// resource leaves its uploaded file in storage, as in Azure.
+    pub kept_files: HashMap<String, (String, OffsetDateTime)>,
     pub vms: BTreeMap<String, Vm>,
     pub watchers: BTreeMap<String, Watcher>,
     pub captures: BTreeMap<String, Capture>,
@@ -291,6 +294,7 @@ impl State {
             storage_tokens: HashMap::new(),
             delegation_keys: Vec::new(),
             scenarios: HashMap::new(),
+            kept_files: HashMap::new(),
             vms: BTreeMap::new(),
             watchers: BTreeMap::new(),
             captures: BTreeMap::new(),

@@ -198,6 +198,26 @@ fn a_finished_capture_has_its_file_and_an_unfinished_one_does_not() {
     assert_eq!(other.status, 404);
 }
 
+/// Deleting the capture resource leaves its file in storage, as in Azure (the component deletes
+/// finished captures and links to their files); a capture deleted before it stopped left none.
+#[test]
+fn a_deleted_capture_keeps_its_file_and_scenario() {
+    let (emu, path, start) = ready();
+    emu.set_scenario("pc1", Scenario::PortScan);
+    let (early_path, _) = start_capture(&emu, "pc2");
+    let arm_tok = token(&emu);
+    for name in ["pc1", "pc2"] {
+        let del = arm(&emu, &arm_tok, "DELETE", &capture_path(name), NET_API, None).unwrap();
+        assert!(matches!(del.status, 200 | 202 | 204), "{}", del.status);
+    }
+    let tok = storage_token(&emu);
+    let a = bearer_get(&emu, &tok, &path, &[]);
+    assert_eq!(a.status, 200);
+    assert!(a.body == capture_file(Scenario::PortScan, start), "the port-scan file");
+    finish(&emu);
+    assert_eq!(bearer_get(&emu, &tok, &early_path, &[]).status, 404);
+}
+
 #[test]
 fn storage_paths_stay_azure_style_by_default_and_the_file_is_still_served() {
     let emu = seeded();

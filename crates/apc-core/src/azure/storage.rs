@@ -661,6 +661,42 @@ impl<'a, 'w> BlobClient<'a, 'w> {
         }
     }
 
+    /// GET bytes `start .. start + len` (`len` at least 1) of `blob` with a range request, so a
+    /// file is read in chunks and never held whole. `206` must answer from `start`; a `200`
+    /// (range ignored) is cut to the chunk; `416` past the end is an empty chunk. The total
+    /// size comes back as with [`read_range`](Self::read_range).
+    pub fn read_chunk(&self, blob: &BlobUrl, start: u64, len: u64) -> Result<BlobBytes, StorageError> {
+        if start == 0 {
+            return self.read_range(blob, len);
+        }
+        let len = len.max(1);
+        let range = format!("bytes={start}-{}", start.saturating_add(len - 1));
+        let resp = self.send(Method::Get, blob.as_str(), Some(&range), Vec::new())?;
+        let limit = usize::try_from(len).unwrap_or(usize::MAX);
+        match resp.status {
+            200 => {
+                let total = resp.body.len() as u64;
+                let from = usize::try_from(start).unwrap_or(usize::MAX).min(resp.body.len());
+                let bytes = resp.body[from..].iter().take(limit).copied().collect();
+                Ok(BlobBytes { bytes, total_size: Some(total) })
+            }
+            206 => {
+                let total =
+                    resp.header("content-range").and_then(|v| content_range_from(v, start)).ok_or_else(|| {
+                        StorageError::BadAnswer("206 without a Content-Range from the offset asked".into())
+                    })?;
+                let mut bytes = resp.body;
+                bytes.truncate(limit);
+                Ok(BlobBytes { bytes, total_size: total })
+            }
+            416 => Ok(BlobBytes {
+                bytes: Vec::new(),
+                total_size: resp.header("content-range").and_then(|v| v.trim().strip_prefix("bytes */")?.parse().ok()),
+            }),
+            _ => Err(self.sort(&resp)),
+        }
+    }
+
     /// One request with the Storage token; on a 401 one fresh token and one retry.
     fn send(
         &self,
@@ -688,8 +724,8 @@ impl<'a, 'w> BlobClient<'a, 'w> {
                 headers.push(("content-type".to_string(), "application/xml".to_string()));
             }
             let request = OutboundRequest { method, url: url.to_string(), headers, body: body.clone() };
-            // The storage endpoint has no variable of its own yet; the account id names it.
-            let resp = self.az.send(&request).map_err(|e| from_transport(&e, "storage_account_id"))?;
+            // A refused host: spin.toml allows the blob endpoint through storage_blob_host.
+            let resp = self.az.send(&request).map_err(|e| from_transport(&e, "storage_blob_host"))?;
             if resp.status == 401 && !refreshed {
                 token = self.az.refresh_storage_token()?;
                 refreshed = true;
@@ -728,10 +764,16 @@ impl<'a, 'w> BlobClient<'a, 'w> {
 /// The total of `bytes 0-{end}/{total}` (`None` for `*`); `None` overall when the header is
 /// not a range from 0.
 fn content_range_total(v: &str) -> Option<Option<u64>> {
+    content_range_from(v, 0)
+}
+
+/// The total of `bytes {from}-{end}/{total}` (`None` for `*`); `None` overall when the header is
+/// not a range from `from`.
+fn content_range_from(v: &str, from: u64) -> Option<Option<u64>> {
     let rest = v.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (start, end) = range.split_once('-')?;
-    if start.trim() != "0" || end.trim().parse::<u64>().is_err() {
+    if start.trim().parse::<u64>().ok()? != from || end.trim().parse::<u64>().is_err() {
         return None;
     }
     match total.trim() {
@@ -764,6 +806,9 @@ mod tests {
         assert_eq!(content_range_total("bytes 0-x/1234"), None);
         assert_eq!(content_range_total("0-99/1234"), None);
         assert_eq!(content_range_total("bytes 0-99/12a"), None);
+        assert_eq!(content_range_from("bytes 100-199/1234", 100), Some(Some(1234)));
+        assert_eq!(content_range_from("bytes 100-199/1234", 0), None);
+        assert_eq!(content_range_from("bytes 99-199/1234", 100), None);
     }
 
     #[test]

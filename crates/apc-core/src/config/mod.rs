@@ -14,6 +14,7 @@ pub mod auth;
 pub mod azure;
 pub mod capture;
 pub mod notify;
+pub mod summary;
 
 use std::fmt;
 
@@ -24,6 +25,7 @@ pub use auth::{INSECURE_NO_AUTH, WebhookAuth};
 pub use azure::AzureConfig;
 pub use capture::{BYTES_RANGE, CaptureDefaults, TIME_LIMIT_RANGE, parse_filters};
 pub use notify::{NOTIFY_HOST_UNSET, NotifyConfig, NotifyFormat, NotifyTarget};
+pub use summary::{BlobHost, SummaryConfig};
 
 /// A secret string: compared and used, never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -53,6 +55,9 @@ pub enum Effect {
     StopsCaptures,
     /// Captures go on; notifications are not sent.
     NotificationsOnly,
+    /// Captures and notifications go on; notifications carry no traffic summary or download
+    /// link, and say why.
+    SummariesOnly,
 }
 
 /// The section a variable belongs to, which decides the [`Effect`] of its problems.
@@ -66,6 +71,8 @@ pub enum Section {
     Capture,
     /// Notification settings.
     Notify,
+    /// The capture file's summary and download link (issue 10).
+    Summary,
 }
 
 impl Section {
@@ -73,6 +80,7 @@ impl Section {
     pub fn effect(self) -> Effect {
         match self {
             Section::Notify => Effect::NotificationsOnly,
+            Section::Summary => Effect::SummariesOnly,
             Section::Azure | Section::Auth | Section::Capture => Effect::StopsCaptures,
         }
     }
@@ -138,6 +146,9 @@ pub const VARIABLES: &[Variable] = &[
     var("retention_hours", DefaultValue::Value("72"), Section::Capture),
     var("max_records", DefaultValue::Value("200"), Section::Capture),
     var("coalesce_window_seconds", DefaultValue::Value("300"), Section::Capture),
+    var("capture_summary_max_bytes", DefaultValue::Value("8388608"), Section::Summary),
+    var("download_link_hours", DefaultValue::Value("24"), Section::Summary),
+    var("storage_blob_host", DefaultValue::Value("https://*.blob.core.windows.net"), Section::Summary),
 ];
 
 /// The declaration of `name`, if the component reads it.
@@ -255,6 +266,8 @@ pub struct Config {
     pub allowed_scopes: Vec<Scope>,
     /// Notifications: where, how, or why not.
     pub notify: NotifyConfig,
+    /// The capture file's summary and download link.
+    pub summary: SummaryConfig,
     /// Captures advanced per request.
     pub poll_batch: u32,
     /// Attempts for a create or a notification before giving up.
@@ -270,6 +283,8 @@ pub struct Config {
     /// Alerts for one VM fired in the same window of this many seconds share one capture name
     /// (SPEC §5.2), so concurrent deliveries meet the same Azure capture without any lock.
     pub coalesce_window_seconds: u32,
+    /// The problems that do not stop captures (notification, summary settings).
+    problems: Vec<Problem>,
 }
 
 impl Config {
@@ -282,9 +297,12 @@ impl Config {
         let auth = auth::load(&mut r);
         let capture = capture::load(&mut r);
         let notify = notify::load(&mut r);
+        let summary = summary::load(&mut r, azure.as_ref().map(|a| &a.arm_endpoint));
         let stops = r.problems.iter().any(|p| p.effect == Effect::StopsCaptures);
         match (azure, auth, capture) {
             (Some(azure), Some(auth), Some((capture, limits))) if !stops => Ok(Config {
+                problems: r.problems.clone(),
+                summary,
                 azure,
                 auth,
                 capture,
@@ -303,9 +321,10 @@ impl Config {
         }
     }
 
-    /// The problems of a loaded configuration: only ones that turn notifications off.
+    /// The problems of a loaded configuration: only ones that turn notifications, or summaries
+    /// and download links, off.
     pub fn problems(&self) -> &[Problem] {
-        self.notify.problems()
+        &self.problems
     }
 }
 
@@ -337,7 +356,7 @@ pub(crate) mod tests {
             ("webhook_keys", "0123456789abcdef, fedcba9876543210"),
             (
                 "storage_account_id",
-                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st",
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/pcstore",
             ),
         ])
     }

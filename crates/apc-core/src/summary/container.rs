@@ -13,7 +13,7 @@ pub(crate) const MAX_RECORD: usize = 1 << 20;
 const MAX_INTERFACES: usize = 256;
 
 /// Which capture format the file is, from its magic bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureFormat {
     /// Classic libpcap, microsecond timestamps.
@@ -25,7 +25,7 @@ pub enum CaptureFormat {
 }
 
 /// The file's byte order (of its first section, for pcapng).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ByteOrder {
     /// Least significant byte first.

@@ -15,7 +15,7 @@ mod packet;
 mod services;
 mod stats;
 #[cfg(test)]
-mod testcap;
+pub(crate) mod testcap;
 #[cfg(test)]
 mod tests;
 

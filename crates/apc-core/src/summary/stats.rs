@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -26,7 +26,7 @@ const MAX_PROBES: usize = 16_384;
 const TOP: usize = 5;
 
 /// A traffic summary of a capture file. Field names are stable (they are the JSON contract).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// The file's format.
     pub format: CaptureFormat,
@@ -69,7 +69,7 @@ pub struct Summary {
 }
 
 /// How much of the file was read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileCoverage {
     /// Bytes read from the beginning of the file.
     pub bytes_seen: u64,
@@ -84,7 +84,7 @@ pub struct FileCoverage {
 }
 
 /// Packet counts by protocol.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtocolMix {
     /// IPv4 packets.
     pub ipv4: u64,
@@ -105,7 +105,7 @@ pub struct ProtocolMix {
 }
 
 /// A host and its traffic, both directions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Talker {
     /// The IP address.
     pub address: String,
@@ -116,7 +116,7 @@ pub struct Talker {
 }
 
 /// One conversation: `a` is the side that spoke first (the client, when the handshake was seen).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     /// `tcp`, `udp`, `icmp`, `icmpv6`, or the IP protocol number.
     pub protocol: String,
@@ -141,7 +141,7 @@ pub struct Conversation {
 }
 
 /// A service port and the traffic to and from it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortUse {
     /// `tcp` or `udp`.
     pub protocol: String,
@@ -156,7 +156,7 @@ pub struct PortUse {
 }
 
 /// TCP health counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpHealth {
     /// Connection attempts (SYN without ACK).
     pub syn: u64,
@@ -176,7 +176,7 @@ pub struct TcpHealth {
 }
 
 /// How full the bounded tables got: packets that did not fit are still counted everywhere else.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableUsage {
     /// Conversations tracked (at most 4,096).
     pub conversations: u64,
