@@ -247,8 +247,13 @@ fn a_missing_role_still_notifies_with_the_reason(store: StoreBehaviour) {
     assert!(n["traffic_summary_unavailable"]["reason"].as_str().unwrap().contains("Storage Blob Data Reader"));
     assert_eq!(n["download_url"], Value::Null);
     assert!(n["capture"]["download_unavailable"].as_str().unwrap().contains("Storage Blob Data Reader"), "{n}");
-    // Nothing is retried later: the record is done.
+    // Nothing is retried later: after the one look for late-attached alerts (no Storage call),
+    // the record is done.
+    let calls = app.http.requests().len();
+    app.advance(apc_core::advance::STORE_SETTLE_SECS as u64);
+    app.poll();
     assert_eq!(app.get_capture(&id)["next_check_at"], Value::Null);
+    assert_eq!(app.http.requests().len(), calls, "no call: {:?}", &app.http.requests()[calls..]);
 }
 store_matrix!(a_missing_role_still_notifies_with_the_reason: Strict, SpinSqlite, SpinRedis, Eventual);
 
