@@ -21,12 +21,16 @@
 # in crates/apc-core/tests/security.rs (capture_summary: crates/apc-core/src/summary/tests.rs).
 # The corpus lives in a temporary directory and is not kept.
 #
-# Measured (2026-12-01, 2 shared cores, one job):
-#   scripts/fuzz.sh 1000000 capture_summary
-#     1,000,000 executions in 426 s, 2,347 exec/s on average (5,600 exec/s while the other core
-#     was idle), peak RSS 483 MB (AddressSanitizer's quarantine; it levels off by ~150,000
-#     executions), 0 crashes. The first run, against the old summariser, found an input whose
-#     summary depended on the chunk sizes (fixed; its regression test is in summary/tests.rs).
+# Measured (2026-12-01, 2 shared cores, one job, each target 1,000,000 executions, 0 crashes):
+#   scripts/fuzz.sh                  (all three, 6 min 15 s once built)
+#     alert_parse      122 s,  8,196 exec/s, peak RSS 479 MB
+#     resource_id       70 s, 14,285 exec/s, peak RSS 448 MB
+#     capture_summary  179 s,  5,586 exec/s, peak RSS 489 MB
+#   scripts/fuzz.sh 1000000 capture_summary, with a release build on the other core: 426 s,
+#     2,347 exec/s. The peak RSS is AddressSanitizer's quarantine: it levels off by ~150,000
+#     executions. The first capture_summary run, against the old summariser, found an input
+#     whose summary depended on the chunk sizes (fixed; its regression test is in
+#     summary/tests.rs).
 #   -rss_limit_mb=1024 is about twice that plateau: a summariser whose tables grew with its
 #   input would cross it. Their caps are checked directly by
 #   summary::tests::every_table_stays_at_its_cap_under_distinct_flows_hosts_ports_and_probes.
