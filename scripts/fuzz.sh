@@ -3,8 +3,10 @@
 #   alert_parse      apc_core::alert::parse on arbitrary bytes (seeded with every alert sample)
 #   resource_id      ResourceId::parse / Scope::parse on arbitrary strings (seeded with the ids
 #                    found in the samples)
-#   capture_summary  summary::Summarizer on arbitrary bytes (seeded with a pcap and a pcapng
-#                    header, so the fuzzer starts inside the record parsers)
+#   capture_summary  summary::Summarizer fed as a range reader feeds it: 4 control bytes pick the
+#                    chunk sizes, a known total size and a small max_bytes; the file follows
+#                    (seeded with a one-SYN pcap, a pcap header and a pcapng section header).
+#                    Chunked and one-piece feeding must give the same summary.
 #
 # Usage: scripts/fuzz.sh [runs-per-target] [target...]
 #   scripts/fuzz.sh                     # 1,000,000 executions of each target
@@ -12,10 +14,26 @@
 #
 # Not part of CI or of the workspace build (fuzz/ is excluded from the workspace).
 # cargo-fuzz builds with nightly-only rustc flags (-Z sanitizer=address, -Z ...); the machine has
-# the stable toolchain, so RUSTC_BOOTSTRAP=1 lets stable rustc accept them. Any crash is kept in
-# fuzz/artifacts/<target>/ (git-ignored) and must become a regression test in
-# crates/apc-core/tests/security.rs (capture_summary: crates/apc-core/src/summary/tests.rs).
+# the stable toolchain, so RUSTC_BOOTSTRAP=1 lets stable rustc accept them. The first run installs
+# cargo-fuzz (about 5 min) and builds the targets with AddressSanitizer (about 6 min on 2 cores).
+# One in-process libFuzzer job per target (no -jobs/-fork: the machine's 2 cores are shared).
+# Any crash is kept in fuzz/artifacts/<target>/ (git-ignored) and must become a regression test
+# in crates/apc-core/tests/security.rs (capture_summary: crates/apc-core/src/summary/tests.rs).
 # The corpus lives in a temporary directory and is not kept.
+#
+# Measured (2026-12-01, 2 shared cores, one job, each target 1,000,000 executions, 0 crashes):
+#   scripts/fuzz.sh                  (all three, 6 min 15 s once built)
+#     alert_parse      122 s,  8,196 exec/s, peak RSS 479 MB
+#     resource_id       70 s, 14,285 exec/s, peak RSS 448 MB
+#     capture_summary  179 s,  5,586 exec/s, peak RSS 489 MB
+#   scripts/fuzz.sh 1000000 capture_summary, with a release build on the other core: 426 s,
+#     2,347 exec/s. The peak RSS is AddressSanitizer's quarantine: it levels off by ~150,000
+#     executions. The first capture_summary run, against the old summariser, found an input
+#     whose summary depended on the chunk sizes (fixed; its regression test is in
+#     summary/tests.rs).
+#   -rss_limit_mb=1024 is about twice that plateau: a summariser whose tables grew with its
+#   input would cross it. Their caps are checked directly by
+#   summary::tests::every_table_stays_at_its_cap_under_distinct_flows_hosts_ports_and_probes.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,10 +52,17 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/fuzz/target}"
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 mkdir -p "$corpus/alert_parse" "$corpus/resource_id" "$corpus/capture_summary"
-# A little-endian microsecond pcap header (Ethernet), and a pcapng section header block.
-printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00\x01\x00\x00\x00' \
-  >"$corpus/capture_summary/pcap-header"
-printf '\x0a\x0d\x0d\x0a\x1c\x00\x00\x00\x4d\x3c\x2b\x1a\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x1c\x00\x00\x00' \
+# capture_summary inputs begin with 4 control bytes (chunk sizes, known total size, a small
+# max_bytes; see the target), then the file: a little-endian microsecond pcap (Ethernet) with one
+# TCP SYN, the bare pcap header, and a pcapng section header block.
+pcap_header='\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00\x01\x00\x00\x00'
+syn_record='\x00\xf1\x53\x65\x00\x00\x00\x00\x36\x00\x00\x00\x36\x00\x00\x00'
+syn_record+='\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00'
+syn_record+='\x45\x00\x00\x28\x00\x01\x40\x00\x40\x06\x00\x00\x0a\x00\x00\x04\xcb\x00\x71\x09'
+syn_record+='\xc3\x50\x01\xbb\x00\x00\x03\xe8\x00\x00\x00\x00\x50\x02\xfa\xf0\x00\x00\x00\x00'
+printf "\x00\x3f\x00\x00$pcap_header$syn_record" >"$corpus/capture_summary/pcap-syn"
+printf "\x03\x07\x81\x05$pcap_header" >"$corpus/capture_summary/pcap-header"
+printf '\x09\x0b\x42\x00\x0a\x0d\x0d\x0a\x1c\x00\x00\x00\x4d\x3c\x2b\x1a\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x1c\x00\x00\x00' \
   >"$corpus/capture_summary/pcapng-shb"
 cp "$samples"/alerts/*.json "$corpus/alert_parse/"
 n=0
@@ -51,5 +76,5 @@ for t in "${targets[@]}"; do
   echo "== $t: $runs executions"
   # -max_len: alert payloads are a few KiB; room to grow without making each run slow.
   cargo fuzz run "$t" "$corpus/$t" -- \
-    -runs="$runs" -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+    -runs="$runs" -max_len=16384 -timeout=10 -rss_limit_mb=1024 -print_final_stats=1
 done

@@ -183,9 +183,21 @@ impl Summarizer {
         let Some((format, byte_order)) = self.framer.format() else {
             return Err(SummaryError::HeaderTruncated);
         };
-        let stopped_at_limit = self.over_limit || self.total_bytes.is_some_and(|t| t > self.seen);
+        // Damage ends reading wherever the chunk boundaries fell, so what a damaged file reports
+        // is fixed by the damage alone: the bytes before it, and neither limit nor truncation
+        // (how many bytes had been fed past it depends only on the reader's chunk sizes).
+        let bytes_seen = self.corrupt.map_or(self.seen, |(_, at)| at);
+        // A reader stops feeding once `feed` says no, so reaching `max_bytes` is stopping at the
+        // limit even if no byte past it was offered; only a known total can say the file ended
+        // right there.
+        let stopped_at_limit = self.corrupt.is_none()
+            && (self.over_limit
+                || match self.total_bytes {
+                    Some(total) => total > self.seen,
+                    None => self.seen >= self.max_bytes,
+                });
         let coverage = FileCoverage {
-            bytes_seen: self.seen,
+            bytes_seen,
             bytes_total: self.total_bytes,
             stopped_at_limit,
             // A record cut short by the end of the file, not by our own limit.

@@ -71,11 +71,13 @@ pub struct Summary {
 /// How much of the file was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileCoverage {
-    /// Bytes read from the beginning of the file.
+    /// Bytes read from the beginning of the file; for a damaged file, the bytes before the
+    /// damage (whatever the reader had fed past it).
     pub bytes_seen: u64,
     /// The file's size, when known.
     pub bytes_total: Option<u64>,
-    /// Reading stopped at the configured limit; the rest of the file was not summarised.
+    /// Reading stopped at the configured limit, or before the file's known size; the rest of
+    /// the file was not summarised. Never set with `damaged`, which is then why reading stopped.
     pub stopped_at_limit: bool,
     /// The file ended inside a packet record (that packet is not counted).
     pub truncated: bool,
@@ -367,6 +369,18 @@ impl Stats {
                 self.tcp.zero_window += 1;
             }
         }
+    }
+
+    /// Entries of every table next to its cap, so tests can see that memory stays bounded.
+    #[cfg(test)]
+    pub(crate) fn table_fill(&self) -> [(usize, usize); 5] {
+        [
+            (self.hosts.len(), MAX_HOSTS),
+            (self.flows.len(), MAX_FLOWS),
+            (self.ports.len(), MAX_PORTS),
+            (self.syn_targets.len(), MAX_SYN_TARGETS),
+            (self.probes.len(), MAX_PROBES),
+        ]
     }
 
     pub(crate) fn finish(mut self, format: CaptureFormat, byte_order: ByteOrder, file: FileCoverage) -> Summary {

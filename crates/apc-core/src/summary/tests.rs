@@ -336,6 +336,155 @@ fn the_flow_table_is_capped_and_counts_what_overflowed() {
 }
 
 #[test]
+fn damage_reads_the_same_whatever_the_chunks_and_limits() {
+    // Found by the capture_summary fuzz target: a damaged file reported as many bytes seen as
+    // the reader had fed past the damage, and "stopped at the limit" only when the damage and the
+    // limit fell into one chunk, so one file gave different summaries for different chunk sizes.
+    let pkts = heavy_talker();
+    let mut bytes = write(PCAP, &pkts[..3]);
+    let at = bytes.len();
+    bytes.extend_from_slice(&write(PCAP, &pkts[3..4])[24..]);
+    bytes[at + 8..at + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    bytes.extend_from_slice(&[0x55; 300]);
+    let limit = at as u64 + 100;
+    let run = |chunk: usize| {
+        let mut s = Summarizer::new(limit);
+        s.set_total_bytes(bytes.len() as u64);
+        for c in bytes.chunks(chunk) {
+            if !s.feed(c) {
+                break;
+            }
+        }
+        s.finish().unwrap()
+    };
+    let whole = run(bytes.len());
+    assert_eq!(whole.file.bytes_seen, at as u64);
+    assert!(!whole.file.stopped_at_limit && !whole.file.truncated);
+    assert_eq!(whole.file.damaged, Some(format!("a packet record claims more than 1 MiB (at byte {at})")));
+    assert_eq!(whole.packets, 3);
+    for chunk in [1, 16, 17, 100, at + 20] {
+        assert_eq!(run(chunk), whole, "chunks of {chunk}");
+    }
+}
+
+/// The capture_summary fuzz target's minimized crash c2a37637 (its 4 control bytes said: no
+/// total size, `max_bytes` 176, chunks of 1 byte): a pcapng section whose next block is still
+/// incomplete when the limit is reached.
+const LIMIT_AT_A_CHUNK_END: [u8; 185] = [
+    0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0x00, 0x00, 0x00, 0x4d, 0x3c, 0x2b, 0x1a, 0x7e, 0x01, 0x00, 0x00, 0xdb, 0xf6, 0x00,
+    0x3f, 0xa5, 0x00, 0x00, 0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x7c,
+    0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x40, 0x06, 0x00, 0xf0, 0xf0, 0xf0, 0x32, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0xf1, 0x53, 0x65, 0x00, 0x00, 0x00,
+    0x00, 0x36, 0x00, 0x00, 0x04, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x60, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x50, 0x02, 0xfa, 0xf0,
+    0x00, 0x1c, 0x00, 0x00, 0x25, 0xfb, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff,
+    0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x60, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x50, 0x02,
+    0xfa, 0xf0, 0x00, 0x1c, 0x00, 0x00, 0x25, 0xfb, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00,
+];
+
+#[test]
+fn reaching_the_limit_at_a_chunk_end_is_stopping_at_the_limit() {
+    // A reader stops feeding once `feed` says no, so a limit reached at the end of a chunk never
+    // saw a byte past it: that was reported as a file truncated by its writer, while the same
+    // file fed in one piece said "stopped at the limit".
+    let file = &LIMIT_AT_A_CHUNK_END;
+    let run = |chunk: usize, total: Option<u64>| {
+        let mut s = Summarizer::new(176);
+        if let Some(t) = total {
+            s.set_total_bytes(t);
+        }
+        for c in file.chunks(chunk) {
+            if !s.feed(c) {
+                break;
+            }
+        }
+        s.finish().unwrap()
+    };
+    for total in [None, Some(file.len() as u64)] {
+        let whole = run(file.len(), total);
+        assert_eq!((whole.file.bytes_seen, whole.file.bytes_total), (176, total));
+        assert!(whole.file.stopped_at_limit && !whole.file.truncated, "{:?}", whole.file);
+        for chunk in [1, 2, 16, 176] {
+            assert_eq!(run(chunk, total), whole, "chunks of {chunk}, total {total:?}");
+        }
+    }
+    // A file that ends exactly at the limit is complete once its total size says so.
+    let bytes = write(PCAP, &heavy_talker()[..3]);
+    let mut s = Summarizer::new(bytes.len() as u64);
+    s.set_total_bytes(bytes.len() as u64);
+    assert!(!s.feed(&bytes));
+    let s = s.finish().unwrap();
+    assert!(!s.file.stopped_at_limit && !s.file.truncated);
+    assert_eq!(s.packets, 3);
+}
+
+/// A pcap file of `n` TCP SYNs, each from a new source to a new destination and port, streamed
+/// into a summariser in 64 KiB chunks without ever holding the file. Returns the table fill.
+fn adversarial_flows(n: u32) -> (Summarizer, u64) {
+    let mut s = Summarizer::new(u64::MAX);
+    let mut buf = write(PCAP, &[]);
+    let mut fed = 0u64;
+    for i in 0..n {
+        let src = std::net::Ipv4Addr::from(0x0a00_0000 | i);
+        let dst = std::net::Ipv4Addr::from(0xac10_0000 ^ i.rotate_left(7));
+        let mut t = Vec::with_capacity(20);
+        t.extend_from_slice(&40000u16.to_be_bytes());
+        t.extend_from_slice(&((i % 65_536) as u16).to_be_bytes());
+        t.extend_from_slice(&i.to_be_bytes());
+        t.extend_from_slice(&[0, 0, 0, 0, 0x50, SYN, 0xfa, 0xf0, 0, 0, 0, 0]);
+        let frame = super::testcap::ip_frame(src.into(), dst.into(), 6, &t);
+        let len = (frame.len() as u32).to_le_bytes();
+        buf.extend_from_slice(&(1_700_000_000 + i / 1000).to_le_bytes());
+        buf.extend_from_slice(&((i % 1000) * 1000).to_le_bytes());
+        buf.extend_from_slice(&len);
+        buf.extend_from_slice(&len);
+        buf.extend_from_slice(&frame);
+        if buf.len() >= 64 * 1024 {
+            assert!(s.feed(&buf));
+            fed += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    s.feed(&buf);
+    fed += buf.len() as u64;
+    (s, fed)
+}
+
+#[test]
+fn every_table_stays_at_its_cap_under_distinct_flows_hosts_ports_and_probes() {
+    let n = 200_000;
+    let (s, fed) = adversarial_flows(n);
+    for (i, (len, cap)) in s.stats.table_fill().into_iter().enumerate() {
+        assert_eq!(len, cap, "table {i} is not held at its cap");
+    }
+    let s = s.finish().unwrap();
+    assert_eq!(s.file.bytes_seen, fed);
+    assert_eq!((s.packets, s.tcp.syn, s.tcp.syn_unanswered), (u64::from(n), u64::from(n), 4096));
+    assert_eq!(s.tables.conversations, 4096);
+    assert_eq!(s.tables.conversation_overflow_packets, u64::from(n) - 4096);
+    assert_eq!(s.tables.hosts, 4096);
+    // Both ends of every packet: the first 2,048 packets filled the host table.
+    assert_eq!(s.tables.host_overflow_packets, 2 * u64::from(n) - 4096);
+}
+
+/// Peak memory while summarising 5 million distinct flows; run with `cargo test --release -p
+/// apc-core --lib summary::tests::adversarial_memory -- --ignored --nocapture` (Linux).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn adversarial_memory() {
+    let peak = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned).unwrap_or_default()
+    };
+    for n in [10_000, 5_000_000] {
+        let (s, fed) = adversarial_flows(n);
+        let s = s.finish().unwrap();
+        println!("{n} flows, {} MiB fed: {} packets; peak so far {}", fed >> 20, s.packets, peak());
+    }
+}
+
+#[test]
 fn the_summary_serializes_with_stable_field_names() {
     let v = serde_json::to_value(summarize(&write(PCAP, &heavy_talker()))).unwrap();
     for key in [
