@@ -8,19 +8,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 cargo build --target wasm32-wasip2 --release
+# The baseline of the per-store table: the smallest Spin component, on the same hosts.
+cargo build --target wasm32-wasip2 --release -p trivial-component
 target_dir="${CARGO_TARGET_DIR:-target}"
 export APC_WASM="${APC_WASM:-$PWD/target/wasm32-wasip2/release/alert_packet_capture.wasm}"
 # The wasm above was built in the default target dir unless CARGO_TARGET_DIR was set.
 if [ ! -f "$APC_WASM" ] && [ -f "$target_dir/wasm32-wasip2/release/alert_packet_capture.wasm" ]; then
   APC_WASM="$target_dir/wasm32-wasip2/release/alert_packet_capture.wasm"
 fi
+export APC_TRIVIAL_WASM="${APC_TRIVIAL_WASM:-$(dirname "$APC_WASM")/trivial_component.wasm}"
 start=$(date +%s)
 # APC_BENCH_ONLY=stores runs only the per-store table, =reliability only the first one.
 if [ "${APC_BENCH_ONLY:-}" != stores ]; then
   cargo run --release -p test-host --example apc-bench
 fi
-# Per store (in memory strict, a real redis-server with 3 replicas, Akamai-like): Azure calls
-# and KV reads/writes per request, and requests/s beside GET /healthz. Needs redis-server
+# Per store (in memory strict, a real redis-server with 3 replicas, Akamai-like): Azure calls,
+# KV operations and writes per request beside issue 9's budgets, and requests/s of the
+# duplicate and new-alert paths beside the trivial component on the same hosts. Needs redis-server
 # (scripts/test.sh installs it). Sizes: APC_STORES_DUPLICATES, APC_STORES_NEW, APC_STORES_PARALLEL.
 if [ "${APC_BENCH_ONLY:-}" != reliability ]; then
   cargo run --release -p test-host --example apc-stores

@@ -31,14 +31,14 @@ fn budgets_of_the_issue(store: StoreBehaviour) {
     let (resp, _) = app.call("POST", "/poll", b"");
     assert_eq!(resp.status, 200);
     assert_eq!(resp.log["outbound_calls"], 0);
-    assert!(app.counts().total() <= 2, "idle poll: {:?}", app.counts());
+    assert_eq!((app.counts().total(), app.counts().writes()), (1, 0), "idle poll: {:?}", app.counts());
     app.kv.reset_counts();
 
     // Cold alert: at most token, VM, watcher list, PUT.
     app.script_cold_path();
     let (resp, v) = app.post_alert(&common_vm_alert());
     assert_eq!(resp.status, 202, "{v}");
-    assert!(resp.log["outbound_calls"].as_u64().unwrap() <= 4, "{}", resp.log);
+    assert_eq!(resp.log["outbound_calls"], 4, "{}", resp.log);
     app.settle();
 
     // Warm new alert (another VM, region in the payload): one PUT, ≤ 6 KV operations, ≤ 3 writes.
@@ -48,7 +48,7 @@ fn budgets_of_the_issue(store: StoreBehaviour) {
     assert_eq!(resp.status, 202, "{v}");
     assert_eq!(resp.log["outbound_calls"], 1);
     let c = app.counts();
-    assert!(c.total() <= 6 && c.writes() <= 3, "warm alert: {c:?}");
+    assert_eq!((c.total(), c.writes()), (6, 3), "warm alert: {c:?}");
     app.settle();
 
     // Duplicate: no call, ≤ 2 operations, no write.
@@ -58,7 +58,7 @@ fn budgets_of_the_issue(store: StoreBehaviour) {
     assert_eq!(v["duplicate"], true);
     assert_eq!(resp.log["outbound_calls"], 0);
     let c = app.counts();
-    assert!(c.total() <= 2 && c.writes() == 0, "duplicate: {c:?}");
+    assert_eq!((c.total(), c.writes()), (2, 0), "duplicate: {c:?}");
 }
 store_matrix!(budgets_of_the_issue: Strict, SpinSqlite, SpinRedis, Eventual);
 

@@ -336,3 +336,74 @@ fn replicas_each_have_their_own_engine_and_counter_over_one_store() {
     assert_eq!(served, vec![3, 2, 2]);
     assert_eq!(store.requests_begun(), 7);
 }
+
+// ---- issue 9's budgets, per request, through the .wasm ----------------------------------------
+
+/// One request's calls and key-value operations against the budgets of issue 9, counted by the
+/// emulator's journal and the host's per-request store counters, on `replicas` hosts over one
+/// store. The figures are exact: a change in them is a change in the design (docs/STATE.md,
+/// "Flows"), to be made on purpose.
+fn budgets_per_request(platform: &Platform, replicas: usize) {
+    let f = Fleet::start(platform, replicas, 3).expect("the replicas load the component");
+    let ops =
+        |c: &fleet::Cost| (c.kv.lists, c.kv.gets, c.kv.sets, c.kv.deletes, c.kv.exists + c.kv.increments + c.kv.cas);
+
+    // Idle poll, nothing stored: one listing, nothing else.
+    let c = f.cost(Request::post("/poll", Vec::new()));
+    assert_eq!(c.response.status, 200, "{}", c.json());
+    assert_eq!(c.json()["advanced"], 0);
+    assert_eq!(c.calls, Vec::<String>::new());
+    assert_eq!((c.kv.total(), c.kv.writes()), (1, 0), "idle poll: {:?}", c.kv);
+
+    // Cold alert (no token, no watcher, region not in the payload): token, VM, watcher list,
+    // PUT: the budget's 4 calls.
+    let c = f.cost(Request::post_json("/alerts", &common_alert("vm-1", "budget-cold")));
+    assert_eq!(c.response.status, 202, "{}", c.json());
+    assert_eq!(c.calls, [routes::TOKEN, routes::VM_GET, routes::WATCHERS_LIST, routes::CAPTURE_PUT]);
+
+    // Warm new alert, region in the payload (the classic schema's resourceRegion): the PUT only;
+    // list, set claim, get cache, get claim, set record, set fact: 6 operations, 3 writes.
+    let c = f.cost(Request::post_json("/alerts", &classic_alert("vm-2", "budget-warm")));
+    assert_eq!(c.response.status, 202, "{}", c.json());
+    assert_eq!(c.calls, [routes::CAPTURE_PUT]);
+    assert_eq!(ops(&c), (1, 2, 3, 0, 0), "warm alert, region known: {:?}", c.kv);
+    assert_eq!((c.kv.total(), c.kv.writes()), (6, 3));
+
+    // Warm new alert whose region must be looked up (the common schema has none): the VM's
+    // GET as well, and one more write to cache the region learnt.
+    let c = f.cost(Request::post_json("/alerts", &common_alert("vm-3", "budget-lookup")));
+    assert_eq!(c.response.status, 202, "{}", c.json());
+    assert_eq!(c.calls, [routes::VM_GET, routes::CAPTURE_PUT]);
+    assert_eq!(ops(&c), (1, 2, 4, 0, 0), "warm alert, region looked up: {:?}", c.kv);
+
+    // Duplicate (Azure Monitor's retry of the warm alert): list + the fact's get, no call, no write.
+    let c = f.cost(Request::post_json("/alerts", &classic_alert("vm-2", "budget-warm")));
+    assert_eq!(c.response.status, 200, "{}", c.json());
+    assert_eq!(c.json()["duplicate"], true, "{}", c.json());
+    assert_eq!(c.calls, Vec::<String>::new());
+    assert_eq!(ops(&c), (1, 1, 0, 0, 0), "duplicate: {:?}", c.kv);
+
+    // A poll with nothing due but three captures running: the listing, and one read of each
+    // active record (SPEC §7: a poll reads the active records; whether one is due is in the
+    // record, not in its key). No call, no write.
+    let c = f.cost(Request::post("/poll", Vec::new()));
+    assert_eq!(c.response.status, 200, "{}", c.json());
+    assert_eq!(c.json()["advanced"], 0, "{}", c.json());
+    assert_eq!(c.calls, Vec::<String>::new());
+    assert_eq!(ops(&c), (1, 3, 0, 0, 0), "poll, nothing due, 3 active: {:?}", c.kv);
+}
+
+#[test]
+fn budgets_per_request_in_memory() {
+    budgets_per_request(&Platform::Memory, 1);
+}
+
+#[test]
+fn budgets_per_request_on_real_redis_with_three_replicas() {
+    budgets_per_request(&Platform::Redis, 3);
+}
+
+#[test]
+fn budgets_per_request_on_akamai_like_with_three_replicas() {
+    budgets_per_request(&Platform::AkamaiLike(1), 3);
+}

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use azure_emulator::Emulator;
-use test_host::{HostError, HostOptions, KvStore, RedisServer, Replicas, Request, Response, Staleness};
+use test_host::{HostError, HostOptions, KvCounts, KvStore, RedisServer, Replicas, Request, Response, Staleness};
 
 use crate::common::{App, KEY, Sink, repo_root, seeded_emulator, variables, wasm_path};
 
@@ -33,6 +33,21 @@ impl Platform {
             }
             Platform::AkamaiLike(n) => (KvStore::akamai_like(Staleness::Requests(*n)), None),
         }
+    }
+}
+
+/// What one request cost (issue 9's budgets): its answer, the Azure routes it called in order
+/// (from the emulator's journal), and the key-value operations the host counted for it.
+pub struct Cost {
+    pub response: Response,
+    pub calls: Vec<String>,
+    pub kv: KvCounts,
+}
+
+impl Cost {
+    /// The answer's body as JSON (`Null` when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        self.response.json().unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -81,6 +96,16 @@ impl Fleet {
         };
         let replicas = Replicas::start(options, replicas, 8)?;
         Ok(Fleet { replicas, emu, sink, redis })
+    }
+
+    /// Sends one authenticated request and measures it. Requests must not overlap it: the
+    /// journal's new entries are taken as its calls.
+    pub fn cost(&self, req: Request) -> Cost {
+        let before = self.emu.journal().len();
+        let response = self.send(req);
+        let calls = self.emu.journal().into_iter().skip(before).map(|e| e.route).collect();
+        let kv = response.stats.kv;
+        Cost { response, calls, kv }
     }
 
     /// Let `secs` pass for every replica and for Azure.
