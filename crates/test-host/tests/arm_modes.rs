@@ -54,7 +54,7 @@ fn assert_succeeded_once(w: &World, id: &str, stop_reason: &str) -> Value {
     assert_eq!(rec["state"], "succeeded", "{rec}");
     assert_eq!(rec["stop_reason"], stop_reason, "{rec}");
     let path = rec["storage_path"].as_str().unwrap_or_else(|| panic!("no storage_path: {rec}"));
-    assert!(path.starts_with("https://capstore.blob.core.windows.net/") && path.ends_with(".cap"), "{path}");
+    assert!(is_capstore_file(&w.emu, path), "{path}");
     let notes = w.sink.delivered();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["type"], "capture.succeeded");

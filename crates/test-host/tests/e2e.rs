@@ -51,7 +51,7 @@ fn seed_scenario(alert: Value, schema: &str, region_in_payload: bool) {
     assert_eq!(rec["state"], "succeeded", "{rec}");
     assert_eq!(rec["stop_reason"], "TimeExceeded");
     let path = rec["storage_path"].as_str().expect("storage_path");
-    assert!(path.starts_with("https://capstore.blob.core.windows.net/") && path.ends_with(".cap"), "{path}");
+    assert!(is_capstore_file(&w.emu, path), "{path}");
     let notes = w.sink.delivered();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["type"], "capture.succeeded");
@@ -263,7 +263,7 @@ fn no_secret_or_token_appears_anywhere() {
     assert_eq!(w.sink.delivered().len(), 2, "both captures finished and were notified");
 
     let tokens = w.emu.issued_tokens();
-    assert_eq!(tokens.len(), 2, "one token, then one refresh after the revocation");
+    assert_eq!(tokens.len(), 3, "an ARM token, its refresh after the revocation, and a Storage token for the files");
     let mut secrets = vec![azure_emulator::DEFAULT_CLIENT_SECRET.to_string(), KEY.to_string()];
     secrets.extend(tokens);
     let mut haystacks: Vec<(String, String)> = Vec::new();

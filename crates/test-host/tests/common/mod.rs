@@ -131,7 +131,9 @@ pub fn variables(emu: &Emulator, sink: &Sink, extra: &[(&str, &str)]) -> HashMap
         ("azure_client_id", azure_emulator::DEFAULT_CLIENT_ID.to_string()),
         ("azure_client_secret", azure_emulator::DEFAULT_CLIENT_SECRET.to_string()),
         ("azure_authority_host", base.clone()),
-        ("azure_arm_endpoint", base),
+        ("azure_arm_endpoint", base.clone()),
+        // The emulator's Blob service (path style) holds the capture files (issue 10).
+        ("storage_blob_host", base),
         ("webhook_keys", KEY.to_string()),
         ("storage_account_id", storage_id()),
         ("notify_url", sink.url.clone()),
@@ -150,6 +152,8 @@ pub fn variables(emu: &Emulator, sink: &Sink, extra: &[(&str, &str)]) -> HashMap
 /// Network Watcher.
 pub fn seeded_emulator(vms: usize) -> Emulator {
     let emu = Emulator::start("127.0.0.1:0").expect("emulator starts");
+    // Captures write their files to the emulator's own Blob service, never to a real account.
+    emu.set_emulator_storage_paths(true);
     for i in 1..=vms {
         emu.add_vm(VmSpec::new(&vm_id(&format!("vm-{i}")), "westus", OsType::Linux)).unwrap();
     }
@@ -297,3 +301,9 @@ pub fn first_capture(v: &Value) -> String {
 
 /// Reliability scenarios (issue 4), shared by tests/reliability.rs and examples/apc-bench.rs.
 pub mod scenarios;
+
+/// Is `path` a `.cap` file in the test storage account (`capstore`) on the emulator's Blob
+/// service?
+pub fn is_capstore_file(emu: &Emulator, path: &str) -> bool {
+    path.starts_with(&format!("{}/capstore/", emu.base_url())) && path.ends_with(".cap")
+}
