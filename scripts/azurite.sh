@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Azurite check: our Storage client (crates/apc-core/src/azure/storage.rs) against Microsoft's
+# Azurite check: our Storage client (crates/apc-core/src/clients/azure/storage.rs) against Microsoft's
 # Storage emulator. Installs the Azurite version pinned in scripts/azurite/package-lock.json into
 # target/azurite/ (npm ci), makes a throwaway CA and a server certificate for 127.0.0.1 with
 # openssl in a temporary folder, starts azurite-blob over HTTPS on a free loopback port with

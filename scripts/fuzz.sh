@@ -18,7 +18,7 @@
 # cargo-fuzz (about 5 min) and builds the targets with AddressSanitizer (about 6 min on 2 cores).
 # One in-process libFuzzer job per target (no -jobs/-fork: the machine's 2 cores are shared).
 # Any crash is kept in fuzz/artifacts/<target>/ (git-ignored) and must become a regression test
-# in crates/apc-core/tests/security.rs (capture_summary: crates/apc-core/src/summary/tests.rs).
+# in crates/apc-core/tests/security.rs (capture_summary: crates/apc-core/src/domain/summary/tests.rs).
 # The corpus lives in a temporary directory and is not kept.
 #
 # Measured (2026-12-01, 2 shared cores, one job, each target 1,000,000 executions, 0 crashes):

@@ -2,39 +2,31 @@
 //!
 //! No Spin types live here: the core talks to the world through the traits of [`ports`]
 //! (outbound HTTP, key-value store, clock, variables). The Spin component is a thin adapter that
-//! implements those traits and hands each request to [`api::handle`].
+//! implements those traits and hands each request to [`http::handle`].
 //!
-//! Where things are:
-//! - [`alert`]: Azure Monitor webhook payloads (SPEC §3).
-//! - [`resource_id`]: ARM ids and URL building (SPEC §10).
-//! - [`config`]: Spin variables (SPEC §9), one module per section.
-//! - [`origin`]: `scheme://host[:port]`, parsed once (configured hosts, URLs sent or followed).
-//! - [`azure`]: Entra ID token and ARM calls (SPEC §4).
-//! - [`policy`]: capture names, parameters, overrides (SPEC §5).
-//! - [`record`]: the capture record and its states (SPEC §6).
-//! - [`store`]: key-value layout, index, per-VM claims (SPEC §6; design in docs/STATE.md).
-//! - [`intake`]: what `POST /alerts` does with an alert (SPEC §2, §5).
-//! - [`advance`]: following captures across invocations (SPEC §7).
-//! - [`notify`]: notifications (SPEC §8).
-//! - [`api`]: routes, authentication, problem+json answers (SPEC §2, §11).
-//! - [`summary`]: what a capture file says: a traffic summary (issue 10).
-//! - [`capture_file`]: read, summarise and sign a finished capture's file (issue 10).
+//! Data flows one way, and the tree shows it:
+//! - [`http`]: routes, authentication, answers, problem+json (SPEC §2, §11) →
+//! - [`usecases`]: intake of an alert (SPEC §2, §5), the poller that follows captures (SPEC §7),
+//!   listing and stopping captures, the capture file's summary and link (SPEC §8.1) →
+//! - [`domain`]: alerts (SPEC §3), ARM ids (SPEC §10), capture records and their lifecycle
+//!   (SPEC §6), the capture policy (SPEC §5) and the settings it reads from Spin variables
+//!   (SPEC §9), the traffic summary →
+//! - [`clients`] over the [`ports`]: Azure (Entra ID, ARM, Storage; SPEC §4), the key-value
+//!   store's layout (SPEC §6, docs/STATE.md), notifications (SPEC §8).
+//!
+//! A layer imports only the layers after it. The re-exports below keep the crate's public paths
+//! short (`apc_core::record`, `apc_core::advance`, …) for the adapter and the tests.
 
-pub mod advance;
-pub mod alert;
-pub mod api;
-pub mod azure;
-pub mod capture_file;
-pub mod config;
-pub mod intake;
-pub mod notify;
-pub mod origin;
-pub mod policy;
+pub mod clients;
+pub mod domain;
+pub mod http;
 pub mod ports;
-pub mod record;
-pub mod resource_id;
-pub mod store;
-pub mod summary;
 #[cfg(test)]
 mod testing;
-pub mod timefmt;
+pub mod usecases;
+
+pub use clients::{azure, notify, store};
+pub use domain::{alert, config, origin, policy, record, resource_id, summary, timefmt};
+pub use http as api;
+pub use usecases::poller as advance;
+pub use usecases::{capture_file, intake};

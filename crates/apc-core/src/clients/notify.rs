@@ -3,13 +3,14 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::capture_file::FileSummary;
-use crate::config::NotifyFormat;
+use crate::domain::capture_file::FileSummary;
+use crate::domain::config::NotifyFormat;
+use crate::domain::digest::hex;
+use crate::domain::record::{CaptureRecord, State};
+use crate::domain::summary::Summary;
+use crate::domain::summary::thousands;
+use crate::domain::timefmt::rfc3339;
 use crate::ports::{HttpClient, Method, OutboundRequest, TransportError};
-use crate::record::{CaptureRecord, State};
-use crate::store::hex;
-use crate::summary::Summary;
-use crate::timefmt::rfc3339;
 
 /// The event id of a record's terminal notification: the same on every retry, so receivers can
 /// de-duplicate at-least-once deliveries.
@@ -109,19 +110,6 @@ impl Markup {
             _ => self.text(url),
         }
     }
-}
-
-/// `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `512 B`, `1.5 KiB`, `8.0 MiB`, `1.2 GiB`.
@@ -446,7 +434,7 @@ pub fn deliver(http: &dyn HttpClient, url: &str, rec: &CaptureRecord, format: No
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::CaptureSpec;
+    use crate::domain::record::CaptureSpec;
 
     fn record(state: State) -> CaptureRecord {
         let spec = CaptureSpec {
@@ -634,14 +622,14 @@ mod tests {
         );
     }
     fn summarised() -> CaptureRecord {
-        use crate::capture_file::{DownloadUrl, FileSummary};
-        use crate::summary::testcap::{ACK, Format, SYN, tcp, write};
+        use crate::domain::capture_file::{DownloadUrl, FileSummary};
+        use crate::domain::summary::testcap::{ACK, Format, SYN, tcp, write};
         let mut packets = vec![(1_000_000_000, tcp("10.0.0.4", 50000, "203.0.113.9", 443, SYN, 1, 0))];
         for i in 0..20 {
             packets.push((2_000_000_000 + i, tcp("203.0.113.9", 443, "10.0.0.4", 50000, ACK, 100 + i as u32, 1400)));
         }
         let file = write(Format::Pcap { big_endian: false, nanos: false }, &packets);
-        let mut s = crate::summary::Summarizer::new(1 << 20);
+        let mut s = crate::domain::summary::Summarizer::new(1 << 20);
         s.feed(&file);
         let summary = s.finish().unwrap();
         CaptureRecord {
@@ -707,7 +695,7 @@ mod tests {
 
     #[test]
     fn a_missing_summary_says_why_and_foreign_text_stays_inert() {
-        use crate::capture_file::{FileSummary, Unavailable};
+        use crate::domain::capture_file::{FileSummary, Unavailable};
         let r = CaptureRecord {
             summary: Some(FileSummary::Unavailable {
                 code: Unavailable::StorageError,

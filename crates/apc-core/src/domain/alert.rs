@@ -10,9 +10,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::domain::resource_id::{ResourceId, Target};
+use crate::domain::timefmt::{parse_azure_time, rfc3339};
 use crate::ports::UnixSeconds;
-use crate::resource_id::{ResourceId, Target};
-use crate::timefmt::{parse_azure_time, rfc3339};
 
 /// Deepest JSON nesting accepted (real payloads stay below 10).
 pub const MAX_DEPTH: usize = 64;

@@ -3,12 +3,12 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::{BYTES_RANGE, CaptureDefaults, TIME_LIMIT_RANGE, parse_filters};
+use crate::domain::config::{BYTES_RANGE, CaptureDefaults, TIME_LIMIT_RANGE, parse_filters};
+use crate::domain::digest::hex;
+use crate::domain::record::CaptureSpec;
+use crate::domain::resource_id::Target;
+use crate::domain::timefmt::compact;
 use crate::ports::UnixSeconds;
-use crate::record::CaptureSpec;
-use crate::resource_id::Target;
-use crate::store::hex;
-use crate::timefmt::compact;
 
 /// Longest capture name we produce (ARM allows 80).
 pub const MAX_NAME: usize = 80;
@@ -106,10 +106,24 @@ fn number(v: &Value) -> Option<u64> {
     }
 }
 
+/// Exponential back-off: 30 s, 60 s, 120 s … capped at an hour; `Retry-After` wins when longer.
+pub fn backoff(attempts: u32, retry_after: Option<u64>) -> i64 {
+    let exp = 30i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(10)).min(3600);
+    exp.max(retry_after.unwrap_or(0).min(3600) as i64)
+}
+
+/// The start of a capture name's window, read back from the name (`…-{yyyymmddThhmmss}-{hash}`):
+/// how old a name's keys are, without reading them.
+pub fn name_time(name: &str) -> Option<UnixSeconds> {
+    let mut parts = name.rsplit('-');
+    parts.next()?;
+    crate::domain::timefmt::parse_compact(parts.next()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource_id::ResourceId;
+    use crate::domain::resource_id::ResourceId;
 
     fn vm(name: &str) -> Target {
         let id = ResourceId::parse(&format!(
@@ -131,7 +145,7 @@ mod tests {
         let own = capture_name("apc", &vm("web-01"), 1_553_263_104, 300, Some("alert-1|t"));
         assert_ne!(a, own);
         assert_eq!(own, capture_name("apc", &vm("web-01"), 1_553_263_104, 300, Some("alert-1|t")));
-        assert_eq!(crate::store::name_time(&a), Some(1_553_262_900));
+        assert_eq!(name_time(&a), Some(1_553_262_900));
         let long = capture_name("prefix-sixteen-c", &vm(&"x".repeat(64)), 0, 300, Some("a"));
         assert!(long.len() <= MAX_NAME, "{} chars", long.len());
         assert!(long.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'));

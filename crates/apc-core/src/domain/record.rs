@@ -6,10 +6,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::azure::{OperationKind, OperationUrl};
-use crate::capture_file::{DownloadUrl, FileSummary};
+use crate::domain::capture_file::{DownloadUrl, FileSummary};
+use crate::domain::operation::{OperationKind, OperationUrl};
+use crate::domain::timefmt::rfc3339;
 use crate::ports::UnixSeconds;
-use crate::timefmt::rfc3339;
 
 /// Where a capture is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +91,7 @@ impl PendingStatus {
     }
     /// The operation URL, if the stored text is still an [`OperationUrl`] on `arm_endpoint`
     /// (a record from another configuration, or tampered with, gives `None`).
-    pub fn operation(&self, arm_endpoint: &crate::origin::Origin) -> Option<OperationUrl> {
+    pub fn operation(&self, arm_endpoint: &crate::domain::origin::Origin) -> Option<OperationUrl> {
         OperationUrl::parse(&self.url, arm_endpoint)
     }
     /// Which header the URL came from.
@@ -194,7 +194,7 @@ pub struct CaptureRecord {
     /// When Azure first answered that it holds no capture of this name while we expected one.
     /// On a store that shows other requests' writes late, that is what a check of an old copy
     /// of a record sees after another request finished and deleted the capture; the record is
-    /// failed only when a check at least `advance::STORE_SETTLE_SECS` later still finds it
+    /// failed only when a check at least `poller::STORE_SETTLE_SECS` later still finds it
     /// missing (by then the finished record, if any, is visible and wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_since: Option<UnixSeconds>,

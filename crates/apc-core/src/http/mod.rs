@@ -10,16 +10,17 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::advance::{self, Ctx};
-use crate::alert::{self, Condition};
-use crate::config::{self, Config, Problem, Secret, WebhookAuth};
-use crate::intake::{self, Decision, TargetOutcome};
+use crate::domain::alert::{self, Condition};
+use crate::domain::config::{self, Config, Problem, Secret, WebhookAuth};
+use crate::domain::record::{CaptureRecord, State};
+use crate::domain::resource_id::Target;
+use crate::domain::timefmt::rfc3339;
 use crate::ports::{HttpClient, OutboundRequest, OutboundResponse, TransportError, Variables, World, find_header};
-use crate::record::{CaptureRecord, State};
-use crate::resource_id::Target;
-use crate::store::records;
-use crate::store::{self, Listing, StoreError};
-use crate::timefmt::rfc3339;
+use crate::usecases::StoreError;
+use crate::usecases::captures;
+use crate::usecases::ctx::Ctx;
+use crate::usecases::intake::{self, Decision, TargetOutcome};
+use crate::usecases::poller;
 
 /// Largest accepted request body (SPEC §2).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -511,7 +512,7 @@ fn post_alerts(ctx: &Ctx, req: &ApiRequest, facts: &mut LogFacts) -> Result<ApiR
 }
 
 fn poll(ctx: &Ctx, facts: &mut LogFacts) -> Result<ApiResponse, StoreError> {
-    let report = advance::advance_due(ctx)?;
+    let report = poller::advance_due(ctx)?;
     facts.capture_ids.clone_from(&report.advanced_ids);
     let body =
         PollAnswer { advanced: report.advanced, due: report.due, next_check_at: report.next_check_at.map(rfc3339) };
@@ -540,30 +541,8 @@ fn list(ctx: &Ctx, req: &ApiRequest) -> Result<ApiResponse, StoreError> {
             _ => return Ok(problem(400, "bad-query", "Bad query", "limit must be a whole number from 1 to 500.")),
         },
     };
-    // Active records are queued or running, finished ones terminal: read only the side the
-    // filter can match.
-    let listing = Listing::load(ctx.world.kv)?;
-    let want_active = state.is_none_or(State::is_active);
-    let want_finished = state.is_none_or(State::is_terminal);
-    let mut recs = Vec::new();
-    if want_active {
-        for a in &listing.active {
-            if let Some(r) = records::load_active(ctx.world.kv, a)? {
-                recs.push(r);
-            }
-        }
-    }
-    if want_finished {
-        for (n, t) in &listing.finished {
-            if let Some(r) = store::read::<CaptureRecord>(ctx.world.kv, &records::cap_key(n, *t))? {
-                recs.push(r);
-            }
-        }
-    }
-    recs.retain(|r| state.is_none_or(|s| r.state == s));
-    recs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
-    let total = recs.len();
-    let captures = recs.iter().take(limit).map(CaptureRecord::view).collect();
+    let (recs, total) = captures::list(ctx, state, limit)?;
+    let captures = recs.iter().map(CaptureRecord::view).collect();
     Ok(json_response(200, &ListAnswer { captures, total }))
 }
 
@@ -585,7 +564,7 @@ fn get_one(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, Sto
     if !valid_id(id) {
         return Ok(not_found(id));
     }
-    match advance::advance_record(ctx, id)? {
+    match captures::get(ctx, id)? {
         None => Ok(not_found(id)),
         Some(rec) => {
             facts.capture_ids.push(rec.id.clone());
@@ -599,54 +578,33 @@ fn stop(ctx: &Ctx, id: &str, facts: &mut LogFacts) -> Result<ApiResponse, StoreE
     if !valid_id(id) {
         return Ok(not_found(id));
     }
-    let Some((mut rec, place)) = records::load(ctx.world.kv, id, None)? else {
-        return Ok(not_found(id));
+    let mut seen = |rec: &CaptureRecord| {
+        facts.capture_ids.push(rec.id.clone());
+        facts.vms.push(rec.vm.clone());
     };
-    facts.capture_ids.push(rec.id.clone());
-    facts.vms.push(rec.vm.clone());
-    if rec.state.is_terminal() {
-        return Ok(problem(
-            409,
-            "not-running",
-            "Capture not running",
-            format!("Capture {} is already {}.", rec.id, rec.state.as_str()),
-        ));
-    }
-    if rec.state == State::Queued {
-        // A create may be in flight in another request: PUT nothing, and let a later check stop
-        // the capture by name if it exists, or end the record if Azure never made it.
-        if !rec.warnings.iter().any(|w| w == STOPPED_EARLY) {
-            rec.warnings.push(STOPPED_EARLY.to_string());
+    Ok(match captures::stop(ctx, id)? {
+        captures::Stop::NotFound => not_found(id),
+        captures::Stop::AlreadyEnded(rec) => {
+            seen(&rec);
+            problem(
+                409,
+                "not-running",
+                "Capture not running",
+                format!("Capture {} is already {}.", rec.id, rec.state.as_str()),
+            )
         }
-        rec.stop_requested = true;
-        rec.next_check_at = Some(ctx.now() + advance::STOP_SETTLE_SECS);
-        rec.updated_at = ctx.now();
-        advance::store_record(ctx, &rec, place)?;
-        return Ok(json_response(200, &rec.view()));
-    }
-    let watcher = rec.watcher.as_deref().and_then(|w| crate::resource_id::ResourceId::parse(w).ok());
-    if let Some(w) = &watcher
-        && let Err(e) = ctx.azure.stop_capture(w, &rec.name)
-        && !matches!(e, crate::azure::AzureError::NotFound { .. })
-    {
-        return Ok(problem(
-            502,
-            "azure-stop-failed",
-            "Azure did not stop the capture",
-            format!("{}. Try again; the capture is still {}.", e.summary(), rec.state.as_str()),
-        ));
-    }
-    rec.warnings.push(STOPPED_EARLY.to_string());
-    // Azure has stopped it: check now, with a fresh queryStatus (a pending one may answer with
-    // the status from before the stop), and record the outcome and the file.
-    rec.status_operation = None;
-    rec.next_check_at = Some(ctx.now());
-    if ctx.now() < ctx.deadline {
-        advance::step(ctx, &mut rec);
-    }
-    advance::store_record(ctx, &rec, place)?;
-    Ok(json_response(200, &rec.view()))
+        captures::Stop::AzureRefused(rec, e) => {
+            seen(&rec);
+            problem(
+                502,
+                "azure-stop-failed",
+                "Azure did not stop the capture",
+                format!("{}. Try again; the capture is still {}.", e.summary(), rec.state.as_str()),
+            )
+        }
+        captures::Stop::Stopped(rec) => {
+            seen(&rec);
+            json_response(200, &rec.view())
+        }
+    })
 }
-
-/// The warning a stopped capture carries.
-const STOPPED_EARLY: &str = "stopped early on request";

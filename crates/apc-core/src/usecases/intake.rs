@@ -12,15 +12,15 @@
 //! The record and the fact are written before the answer, so an acknowledged alert is never
 //! lost; a request that dies before answering is redelivered by Azure.
 
-use crate::advance::{self, Ctx};
-use crate::alert::Alert;
-use crate::policy;
+use crate::clients::store::facts::{self, AlertFact, FactCapture};
+use crate::clients::store::records::{self, ActKey, Place};
+use crate::clients::store::{Listing, StoreError};
+use crate::domain::alert::Alert;
+use crate::domain::policy;
+use crate::domain::record::{CaptureRecord, State};
+use crate::domain::resource_id::Target;
 use crate::ports::UnixSeconds;
-use crate::record::{CaptureRecord, State};
-use crate::resource_id::Target;
-use crate::store::facts::{self, AlertFact, FactCapture};
-use crate::store::records::{self, ActKey, Place};
-use crate::store::{Listing, StoreError};
+use crate::usecases::poller::{self, Ctx};
 
 /// How long a delivery that lost the create claim leaves its queued record before a poll
 /// creates the capture (the claimer normally has by then).
@@ -149,7 +149,7 @@ pub fn handle_target(
         let mut rec = new_record(ctx, alert, target, own_name(), now);
         rec.seen_facts.push(digest.clone());
         skip_for_limit(ctx, &mut rec);
-        advance::step(ctx, &mut rec);
+        poller::step(ctx, &mut rec);
         records::save(kv, &rec, Place::New)?;
         accept(ctx, &digest, &identity, summary(&rec))?;
         listing.finished.push((rec.id.clone(), now));
@@ -176,7 +176,7 @@ pub fn handle_target(
     ctx.azure.preload();
     let mine = claimed && kv.get(&claim).ok().flatten().is_none_or(|v| v == ctx.writer.as_bytes());
     if mine {
-        advance::step(ctx, &mut rec);
+        poller::step(ctx, &mut rec);
     } else {
         rec.next_check_at = Some(now + CLAIM_WAIT);
     }

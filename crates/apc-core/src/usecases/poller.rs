@@ -5,46 +5,19 @@
 //! [`advance_record`] load records, run a step and write the result back with a plain `set`:
 //! statuses come from Azure, so a concurrent writer's lost update is re-derived at the next check.
 
-use crate::azure::{
-    Azure, AzureError, CaptureParams, CaptureStatus, MAX_RETRY_AFTER_SECS, OperationPoll, StatusOutcome,
+use crate::clients::azure::{
+    AzureError, CaptureParams, CaptureStatus, MAX_RETRY_AFTER_SECS, OperationPoll, StatusOutcome,
 };
-use crate::config::Config;
-use crate::notify;
-use crate::ports::{UnixSeconds, World};
-use crate::record::{CaptureRecord, PendingStatus, State};
-use crate::resource_id::{ResourceId, Target};
-use crate::store::records::{self, Place};
-use crate::store::{self, Listing, StoreError, facts};
+use crate::clients::notify;
+use crate::clients::store::records::{self, Place};
+use crate::clients::store::{self, Listing, StoreError, facts};
+use crate::domain::config::Config;
+use crate::domain::record::{CaptureRecord, PendingStatus, State};
+use crate::domain::resource_id::{ResourceId, Target};
+use crate::ports::UnixSeconds;
 
-/// Everything a step needs.
-pub struct Ctx<'a> {
-    /// Configuration.
-    pub cfg: &'a Config,
-    /// Ports.
-    pub world: World<'a>,
-    /// The Azure client (its caches live in the KV store).
-    pub azure: Azure<'a>,
-    /// This request's id (the value of the create claims it writes).
-    pub writer: String,
-    /// Past this time the request starts no new Azure work and leaves it to later requests.
-    pub deadline: UnixSeconds,
-}
-
-impl<'a> Ctx<'a> {
-    /// A context over `world`.
-    pub fn new(cfg: &'a Config, world: World<'a>) -> Self {
-        let deadline = world.clock.now().saturating_add(REQUEST_WORK_SECS);
-        Ctx { cfg, world, azure: Azure::new(&cfg.azure, world), writer: String::new(), deadline }
-    }
-    /// Now.
-    pub fn now(&self) -> UnixSeconds {
-        self.world.clock.now()
-    }
-}
-
-/// After this many seconds of its own clock a request starts no new step (Akamai allows 30 s
-/// per request; one step makes at most four Azure calls).
-pub const REQUEST_WORK_SECS: i64 = 8;
+pub use super::ctx::{Ctx, REQUEST_WORK_SECS};
+pub use crate::domain::policy::backoff;
 
 /// A stop asked while the record is `queued` is checked against Azure no sooner than this: a
 /// create already in flight in another request has landed (or failed) by then.
@@ -94,12 +67,6 @@ fn confirm_missing(rec: &mut CaptureRecord, now: UnixSeconds) -> bool {
     }
     rec.next_check_at = Some(since.saturating_add(STORE_SETTLE_SECS));
     false
-}
-
-/// Exponential back-off: 30 s, 60 s, 120 s … capped at an hour; `Retry-After` wins when longer.
-pub fn backoff(attempts: u32, retry_after: Option<u64>) -> i64 {
-    let exp = 30i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(10)).min(3600);
-    exp.max(retry_after.unwrap_or(0).min(3600) as i64)
 }
 
 fn target_of(rec: &CaptureRecord) -> Option<Target> {
@@ -412,8 +379,8 @@ fn step_running(ctx: &Ctx, rec: &mut CaptureRecord) {
     if let Some(raw) = &status.capture_start_time {
         // Kept readable for people; Azure's own text when it is in a shape we do not know.
         rec.capture_start_time = Some(match status.capture_start() {
-            Some(t) => crate::timefmt::rfc3339(t),
-            None => crate::azure::one_line(raw, 64),
+            Some(t) => crate::domain::timefmt::rfc3339(t),
+            None => crate::clients::azure::one_line(raw, 64),
         });
     }
     rec.seen_running |= matches!(status.status.as_str(), "Running" | "Stopped");
@@ -546,7 +513,7 @@ pub fn step(ctx: &Ctx, rec: &mut CaptureRecord) {
     if rec.state.is_terminal() && rec.next_check_at.is_some() {
         // Issue 10: the file's summary and download link go into the notification; a file not
         // readable yet delays it (a bounded number of checks), nothing else holds it back.
-        if crate::capture_file::prepare(ctx, rec) == crate::capture_file::Prepared::Ready {
+        if crate::usecases::capture_file::prepare(ctx, rec) == crate::usecases::capture_file::Prepared::Ready {
             step_terminal(ctx, rec);
         }
     }

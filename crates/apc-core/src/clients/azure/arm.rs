@@ -6,8 +6,8 @@ use super::error::{AzureError, MAX_MESSAGE_CHARS, from_arm_response, from_transp
 use super::model::{self, CaptureCreated, CaptureInfo, CaptureParams, CaptureStatus, VmInfo, normalize_location};
 use super::operation::{OperationKind, OperationPoll, OperationUrl, StatusOutcome, on_origin};
 use super::{Azure, COMPUTE_API_VERSION, NETWORK_API_VERSION, USER_AGENT};
+use crate::domain::resource_id::{ResourceId, Target, arm_url};
 use crate::ports::{Method, OutboundRequest, OutboundResponse};
-use crate::resource_id::{ResourceId, Target, arm_url};
 
 /// Pages of the watcher list we read at most.
 const MAX_WATCHER_PAGES: usize = 10;

@@ -1,7 +1,7 @@
 //! Entra ID and ARM (SPEC §4), over the [`HttpClient`](crate::ports::HttpClient) port.
 //!
 //! [`Azure`] holds the configuration and the world for one request. Every URL is built by
-//! [`arm_url`](crate::resource_id::arm_url) from parsed ids; only the two configured hosts are
+//! [`arm_url`](crate::domain::resource_id::arm_url) from parsed ids; only the two configured hosts are
 //! ever called. A `Location` / `Azure-AsyncOperation` URL is followed only for `queryStatus`,
 //! only on the configured ARM origin (scheme, host and port, checked by [`OperationUrl`]), and
 //! a bounded number of times per request; one that asks to wait is handed back to the caller
@@ -25,9 +25,9 @@ pub use token::{STORAGE_RESOURCE, STORAGE_TOKEN_KEY, TOKEN_KEY, TOKEN_MARGIN_SEC
 
 use std::cell::RefCell;
 
-use crate::config::AzureConfig;
+use crate::clients::store::cache::AzureCache;
+use crate::domain::config::AzureConfig;
 use crate::ports::{OutboundRequest, OutboundResponse, TransportError, World};
-use crate::store::cache::AzureCache;
 
 /// Compute api-version for VM and scale-set GETs.
 pub const COMPUTE_API_VERSION: &str = "2025-04-01";

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
+use crate::domain::resource_id::{ResourceId, Target};
+use crate::domain::timefmt::parse_azure_time;
 use crate::ports::UnixSeconds;
-use crate::resource_id::{ResourceId, Target};
-use crate::timefmt::parse_azure_time;
 
 /// What we need to know about a VM (or scale set) before capturing on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub struct CaptureStatus {
 
 impl CaptureStatus {
     /// `captureStartTime` as UTC seconds, in any shape Azure sends
-    /// ([`parse_azure_time`](crate::timefmt::parse_azure_time)); `None` when absent or unreadable.
+    /// ([`parse_azure_time`](crate::domain::timefmt::parse_azure_time)); `None` when absent or unreadable.
     pub fn capture_start(&self) -> Option<UnixSeconds> {
         self.capture_start_time.as_deref().and_then(parse_azure_time)
     }

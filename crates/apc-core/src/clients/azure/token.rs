@@ -17,11 +17,11 @@ use sha2::Sha256;
 
 use super::Azure;
 use super::error::{AzureError, MAX_MESSAGE_CHARS, from_transport, one_line, retry_after_header};
-use crate::config::{AzureConfig, Secret};
+use crate::domain::config::{AzureConfig, Secret};
 use crate::ports::{Method, OutboundRequest};
 
 /// KV key holding the cached ARM token (in the `token` field of the Azure cache).
-pub const TOKEN_KEY: &str = crate::store::cache::CACHE_KEY;
+pub const TOKEN_KEY: &str = crate::clients::store::cache::CACHE_KEY;
 /// The label the sealed ARM token is bound to (associated data): the cache key and its field.
 const TOKEN_LABEL: &str = "v1:azure#token";
 /// KV key of the cached Azure Storage token: a slot of its own, so the two never replace each
@@ -376,7 +376,7 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::origin::Origin;
+    use crate::domain::origin::Origin;
     use serde_json::json;
 
     fn cfg() -> AzureConfig {

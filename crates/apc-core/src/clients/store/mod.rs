@@ -20,20 +20,10 @@ pub mod facts;
 pub mod records;
 
 use serde::{Serialize, de::DeserializeOwned};
-use sha2::{Digest, Sha256};
 
+pub use crate::domain::digest::{hash16, hex};
+pub use crate::domain::policy::name_time;
 use crate::ports::{KvError, KvStore, UnixSeconds};
-use crate::timefmt;
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// 16 hex digits of SHA-256: the short, `/`-free digests used in keys.
-pub fn hash16(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes())[..8])
-}
 
 /// Store errors as the handlers see them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,14 +49,6 @@ pub fn write<T: Serialize>(kv: &dyn KvStore, key: &str, value: &T) -> Result<(),
     let bytes = serde_json::to_vec(value).map_err(|_| StoreError::Corrupt(key.to_string()))?;
     kv.set(key, &bytes)?;
     Ok(())
-}
-
-/// The start of a capture name's window, read back from the name (`…-{yyyymmddThhmmss}-{hash}`):
-/// how old a name's keys are, without reading them.
-pub fn name_time(name: &str) -> Option<UnixSeconds> {
-    let mut parts = name.rsplit('-');
-    parts.next()?;
-    timefmt::parse_compact(parts.next()?)
 }
 
 /// One listing of the store (one `list_keys`), sorted by what the keys mean.
@@ -174,7 +156,7 @@ mod tests {
             "v1:act:0123456789abcdef:0123456789abcdef:apc-a-20260101T000000-00000000".to_string(),
         ];
         let l = Listing::from_keys(keys);
-        let t = |s: &str| timefmt::parse_compact(s).unwrap();
+        let t = |s: &str| crate::domain::timefmt::parse_compact(s).unwrap();
         assert_eq!(l.finished.len(), 2);
         assert_eq!(l.finished_at("apc-a-20260101T000000-00000000"), Some(t("20260101T000500")));
         assert_eq!(l.duplicate_finished, vec![("apc-a-20260101T000000-00000000".to_string(), t("20260101T000900"))]);

@@ -8,9 +8,9 @@
 //! which VMs are held and how many captures are active, without reading a record.
 
 use super::{Listing, StoreError, hash16, read, write};
+use crate::domain::record::CaptureRecord;
+use crate::domain::timefmt;
 use crate::ports::{KvStore, UnixSeconds};
-use crate::record::CaptureRecord;
-use crate::timefmt;
 
 /// Prefix of active records.
 pub const ACT_PREFIX: &str = "v1:act:";

@@ -2,7 +2,7 @@
 //! `azure_client_secret`, `azure_authority_host`, `azure_arm_endpoint`.
 
 use super::{Reader, Secret};
-use crate::origin::Origin;
+use crate::domain::origin::Origin;
 
 /// Azure connection settings.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! `max_records`, `coalesce_window_seconds`.
 
 use super::Reader;
-use crate::resource_id::{ResourceId, Scope};
+use crate::domain::resource_id::{ResourceId, Scope};
 
 /// Hard limits of capture parameters (Network Watcher's, SPEC §9).
 pub const TIME_LIMIT_RANGE: (u64, u64) = (1, 18000);

@@ -18,8 +18,8 @@ pub mod summary;
 
 use std::fmt;
 
+use crate::domain::resource_id::Scope;
 use crate::ports::Variables;
-use crate::resource_id::Scope;
 
 pub use auth::{INSECURE_NO_AUTH, WebhookAuth};
 pub use azure::AzureConfig;
@@ -239,9 +239,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(crate) fn origin(&mut self, name: &'static str) -> Option<crate::origin::Origin> {
+    pub(crate) fn origin(&mut self, name: &'static str) -> Option<crate::domain::origin::Origin> {
         let v = self.raw(name).unwrap_or_default();
-        match crate::origin::Origin::parse(&v) {
+        match crate::domain::origin::Origin::parse(&v) {
             Ok(o) => Some(o),
             Err(why) => {
                 self.problem(name, why.to_string());

@@ -4,7 +4,7 @@
 //! `/healthz` and on the records that are advanced meanwhile.
 
 use super::{Problem, Reader};
-use crate::origin::Origin;
+use crate::domain::origin::Origin;
 
 /// Default of `notify_host`. `allowed_outbound_hosts` cannot hold an empty template nor a URL
 /// with a path, so `spin.toml` allows `{{ notify_host }}` (the origin of `notify_url`), and this

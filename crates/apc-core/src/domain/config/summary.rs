@@ -18,9 +18,9 @@
 //! clouds (a China ARM endpoint with a public blob host is a mistake, and is named).
 
 use super::{Effect, Problem, Reader};
-use crate::azure::storage::{BlobCloud, BlobEndpoint, BlobUrlError};
-use crate::origin::Origin;
-use crate::resource_id::ResourceId;
+use crate::domain::blob::{BlobCloud, BlobEndpoint, BlobUrlError};
+use crate::domain::origin::Origin;
+use crate::domain::resource_id::ResourceId;
 
 /// Default of `capture_summary_max_bytes` (8 MiB).
 pub const SUMMARY_MAX_BYTES_DEFAULT: u64 = 8 * 1024 * 1024;
@@ -58,7 +58,7 @@ impl BlobHost {
         let origin = Origin::parse(v).map_err(|e| e.to_string())?;
         let cloud = clouds.into_iter().find(|c| origin.host().ends_with(&format!(".blob.{}", c.suffix())));
         match cloud {
-            Some(c) if origin.scheme() == crate::origin::Scheme::Https && origin.port() == 443 => {
+            Some(c) if origin.scheme() == crate::domain::origin::Scheme::Https && origin.port() == 443 => {
                 Ok(BlobHost::Account(c, origin))
             }
             Some(_) => Err("an Azure blob endpoint must be https on port 443".to_string()),

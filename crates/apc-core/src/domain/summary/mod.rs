@@ -14,6 +14,7 @@ mod container;
 mod packet;
 mod services;
 mod stats;
+pub(crate) use stats::thousands;
 #[cfg(test)]
 pub(crate) mod testcap;
 #[cfg(test)]
