@@ -351,7 +351,9 @@ fn watcher_list_is_matched_on_location_and_every_region_is_cached() {
     let nw = az.find_watcher(SUB, "East US").unwrap();
     assert_eq!(nw, watcher());
     assert_arm_headers(&env.http.request(1).unwrap(), &sample_token(), false);
-    // Every listed region, in the one cache key (one write, not one per region).
+    // Every listed region, in the one cache key (one write, not one per region), written when
+    // the request ends (here: on demand).
+    az.flush();
     let cache: Value = serde_json::from_str(&env.kv.get_string(TOKEN_KEY).unwrap()).unwrap();
     assert!(cache["watchers"][format!("{SUB}:eastus")].as_str().unwrap().contains("networkWatchers/nw1"));
     assert!(cache["watchers"][format!("{SUB}:westus")].as_str().unwrap().contains("networkWatchers/nw2"));

@@ -39,6 +39,8 @@ fn budgets_of_the_issue(store: StoreBehaviour) {
     let (resp, v) = app.post_alert(&common_vm_alert());
     assert_eq!(resp.status, 202, "{v}");
     assert_eq!(resp.log["outbound_calls"], 4, "{}", resp.log);
+    // The Azure cache (token, region, watcher) is written once, when the request ends.
+    assert_eq!((app.counts().total(), app.counts().writes()), (7, 4), "cold alert: {:?}", app.counts());
     app.settle();
 
     // Warm new alert (another VM, region in the payload): one PUT, ≤ 6 KV operations, ≤ 3 writes.

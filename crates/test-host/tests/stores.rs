@@ -360,6 +360,9 @@ fn budgets_per_request(platform: &Platform, replicas: usize) {
     let c = f.cost(Request::post_json("/alerts", &common_alert("vm-1", "budget-cold")));
     assert_eq!(c.response.status, 202, "{}", c.json());
     assert_eq!(c.calls, [routes::TOKEN, routes::VM_GET, routes::WATCHERS_LIST, routes::CAPTURE_PUT]);
+    // The warm path's 6 operations and 3 writes, and the Azure cache (token, region, watcher)
+    // written once at the end of the request.
+    assert_eq!((c.kv.total(), c.kv.writes()), (7, 4), "cold alert: {:?}", c.kv);
 
     // Warm new alert, region in the payload (the classic schema's resourceRegion): the PUT only;
     // list, set claim, get cache, get claim, set record, set fact: 6 operations, 3 writes.

@@ -43,12 +43,22 @@ pub struct Azure<'a> {
     calls: Cell<u32>,
     /// The `v1:azure` cache, read once per request on first use.
     cache: RefCell<Option<AzureCache>>,
+    /// The cache changed in this request: written once, when the client is dropped at the end
+    /// of the request (a token, a region and a watcher learnt by one cold alert are one write,
+    /// not three; Akamai allows 50 writes per second).
+    dirty: Cell<bool>,
+}
+
+impl Drop for Azure<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl<'a> Azure<'a> {
     /// A client over `world`'s HTTP, key-value store and clock.
     pub fn new(cfg: &'a AzureConfig, world: World<'a>) -> Self {
-        Azure { cfg, world, calls: Cell::new(0), cache: RefCell::new(None) }
+        Azure { cfg, world, calls: Cell::new(0), cache: RefCell::new(None), dirty: Cell::new(false) }
     }
 
     /// Read the cache now (one `get`), unless this request already has.
@@ -62,10 +72,19 @@ impl<'a> Azure<'a> {
         f(slot.get_or_insert_with(|| AzureCache::load(self.world.kv)))
     }
 
-    /// Change the cache with `f`; written back when `f` says it changed something.
+    /// Change the cache with `f`; written back at the end of the request when `f` says it
+    /// changed something.
     fn update_cache(&self, f: impl FnOnce(&mut AzureCache) -> bool) {
-        let changed = self.with_cache(f);
-        if changed && let Some(c) = self.cache.borrow().as_ref() {
+        if self.with_cache(f) {
+            self.dirty.set(true);
+        }
+    }
+
+    /// Write the cache now if this request changed it (once; later changes mark it again).
+    pub fn flush(&self) {
+        if self.dirty.replace(false)
+            && let Some(c) = self.cache.borrow().as_ref()
+        {
             c.save(self.world.kv);
         }
     }

@@ -504,8 +504,10 @@ mod tests {
             cache["token"].clone()
         };
         az.store_token(Slot::arm(&c), "tok-123", 9000);
+        az.flush();
         let first = sealed();
         az.store_token(Slot::arm(&c), "tok-123", 9000);
+        az.flush();
         let second = sealed();
         assert_ne!(first["nonce"], second["nonce"]);
         assert_ne!(first["ciphertext"], second["ciphertext"]);
