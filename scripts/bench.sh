@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Full-size reliability runs (issue 4) and per-store costs (issue 9): builds the release
-# component, then runs crates/test-host/examples/apc-bench.rs and apc-stores.rs (optimised)
-# against it and prints their tables.
+# Full-size reliability runs (issue 4), per-store costs and the platforms at full size (issue 9):
+# builds the release component, then runs crates/test-host/examples/apc-bench.rs and
+# apc-stores.rs (optimised) and tests/platforms.rs at full size against it, and prints their
+# tables.
 # Sizes: APC_BENCH_STORM, APC_BENCH_ALERTS, APC_BENCH_VMS, APC_BENCH_SOAK, APC_BENCH_RECORDS,
 # APC_BENCH_SEED (see the example's header). Everything runs on 127.0.0.1.
 set -euo pipefail
@@ -18,16 +19,25 @@ if [ ! -f "$APC_WASM" ] && [ -f "$target_dir/wasm32-wasip2/release/alert_packet_
 fi
 export APC_TRIVIAL_WASM="${APC_TRIVIAL_WASM:-$(dirname "$APC_WASM")/trivial_component.wasm}"
 start=$(date +%s)
-# APC_BENCH_ONLY=stores runs only the per-store table, =reliability only the first one.
-if [ "${APC_BENCH_ONLY:-}" != stores ]; then
+# APC_BENCH_ONLY=reliability|stores|platforms runs only that section.
+want() { [ -z "${APC_BENCH_ONLY:-}" ] || [ "$APC_BENCH_ONLY" = "$1" ]; }
+if want reliability; then
   cargo run --release -p test-host --example apc-bench
 fi
 # Per store (in memory strict, a real redis-server with 3 replicas, Akamai-like): Azure calls,
 # KV operations and writes per request beside issue 9's budgets, and requests/s of the
 # duplicate and new-alert paths beside the trivial component on the same hosts. Needs redis-server
 # (scripts/test.sh installs it). Sizes: APC_STORES_DUPLICATES, APC_STORES_NEW, APC_STORES_PARALLEL.
-if [ "${APC_BENCH_ONLY:-}" != reliability ]; then
+if want stores; then
   cargo run --release -p test-host --example apc-stores
+fi
+# Issue 9's proof at full size on each platform's store (memory as SQLite, a real redis-server
+# with 3 replicas, Akamai-like with 3 replicas), through the .wasm, with the audit of every run:
+# 1,000 deliveries of one alert 100 at a time; 200 VMs at once, 32 in flight; each run to its
+# end. The tests print their answers and PUT counts.
+if want platforms; then
+  APC_PLATFORMS_FULL=1 cargo test -p test-host --test platforms -- --nocapture --test-threads=1 \
+    storm_of_one_alert hundred_vms_at_once 2>&1 | grep -E "^(storm on|[0-9]+ VMs on|test |test result)"
 fi
 echo
 echo "bench finished in $(( $(date +%s) - start )) s"
