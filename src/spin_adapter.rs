@@ -202,6 +202,11 @@ impl Clock for WallClock {
     fn now(&self) -> UnixSeconds {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
     }
+    /// `wasi:clocks` monotonic sleep; the core only asks for a few seconds within its deadline.
+    fn sleep(&self, secs: u64) -> bool {
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+        true
+    }
 }
 
 /// A request id for log lines and for create claims (`v1:claim:*`): the time plus 64

@@ -141,6 +141,12 @@ pub type UnixSeconds = i64;
 pub trait Clock {
     /// Now, in whole seconds since the Unix epoch.
     fn now(&self) -> UnixSeconds;
+    /// Wait `secs` seconds within the request, when the clock can; `false` (the default): it
+    /// cannot, and the caller leaves the wait to a later request instead.
+    fn sleep(&self, secs: u64) -> bool {
+        let _ = secs;
+        false
+    }
 }
 
 /// Application variables (Spin variables).

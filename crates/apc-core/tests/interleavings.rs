@@ -404,3 +404,36 @@ fn an_alert_attached_at_the_last_moment_is_listed_after_the_settle(store: StoreB
     app.http.assert_done();
 }
 store_matrix!(an_alert_attached_at_the_last_moment_is_listed_after_the_settle: Strict, SpinSqlite, SpinRedis, Eventual);
+
+/// A first create throttled with a short `Retry-After` is tried again in the same request once
+/// that wait has passed (the request's deadline allows it): the capture runs at once instead of
+/// a poll period later. A long `Retry-After` is left to a later check.
+fn a_short_retry_after_on_a_create_is_waited_out_in_the_request(store: StoreBehaviour) {
+    use apc_testkit::http::with_header;
+    let app = TestApp::with_store(store);
+    app.script_token();
+    app.http.expect(Method::Get, VM1_URL, sample_response(VM_GET, 200));
+    app.http.expect(Method::Get, WATCHERS_URL, sample_response(WATCHER_LIST, 200));
+    let throttled =
+        |secs: &str| with_header(ScriptedHttp::arm_error(429, "TooManyRequests", "slow down"), "retry-after", secs);
+    app.http.route(Method::Put, NW2, throttled("2"));
+    app.http.route(Method::Put, NW2, sample_response(CAPTURE_CREATE, 201));
+    let before = apc_core::ports::Clock::now(&app.clock);
+    let (resp, v) = app.post_alert(&common_vm_alert());
+    assert_eq!(resp.status, 202, "{v}");
+    assert_eq!(v["captures"][0]["state"], "running", "{v}");
+    assert_eq!(puts(&app).len(), 2);
+    assert_eq!(apc_core::ports::Clock::now(&app.clock) - before, 2, "the wait was the Retry-After");
+
+    // Another VM, throttled for 30 s: queued, one PUT, no wait.
+    app.settle();
+    app.http.clear_log();
+    app.http.route(Method::Put, NW2, throttled("30"));
+    let before = apc_core::ports::Clock::now(&app.clock);
+    let (resp, v) = app.post_alert(&classic_vm_alert("vm-b", "rule-b"));
+    assert_eq!(resp.status, 202, "{v}");
+    assert_eq!(v["captures"][0]["state"], "queued", "{v}");
+    assert_eq!(puts(&app).len(), 1);
+    assert_eq!(apc_core::ports::Clock::now(&app.clock), before);
+}
+store_matrix!(a_short_retry_after_on_a_create_is_waited_out_in_the_request: Strict, SpinSqlite, SpinRedis, Eventual);

@@ -51,6 +51,11 @@ impl Clock for TestClock {
     fn now(&self) -> UnixSeconds {
         self.0.get()
     }
+    /// A wait moves the test clock on (nothing really waits).
+    fn sleep(&self, secs: u64) -> bool {
+        self.advance(i64::try_from(secs).unwrap_or(i64::MAX));
+        true
+    }
 }
 
 /// Variables from a map.

@@ -195,6 +195,22 @@ fn verify_queued(ctx: &Ctx, rec: &mut CaptureRecord, watcher: &ResourceId) {
     }
 }
 
+/// Longest `Retry-After` a create waits out within its request ([`inline_wait`]).
+pub const INLINE_RETRY_MAX_SECS: u64 = 3;
+
+/// How long to wait before trying a throttled (or briefly unavailable) create again in this
+/// request: its `Retry-After`, when it is at most [`INLINE_RETRY_MAX_SECS`] and the retry would
+/// still start a second before the request's deadline. `None`: leave it to a later check.
+fn inline_wait(ctx: &Ctx, e: &AzureError) -> Option<u64> {
+    let wait = match e {
+        AzureError::Throttled { retry_after_secs, .. } => *retry_after_secs,
+        AzureError::Transient { retry_after_secs: Some(s), .. } => *s,
+        _ => return None,
+    };
+    let fits = ctx.now().saturating_add(i64::try_from(wait).ok()?).saturating_add(1) < ctx.deadline;
+    (wait <= INLINE_RETRY_MAX_SECS && fits).then_some(wait)
+}
+
 /// Try (again) to create the capture in Azure.
 fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord) {
     let now = ctx.now();
@@ -229,7 +245,17 @@ fn step_queued(ctx: &Ctx, rec: &mut CaptureRecord) {
             return rec.finish(State::Failed, now);
         }
     };
-    match ctx.azure.create_capture(&watcher, &rec.name, &p) {
+    let mut created = ctx.azure.create_capture(&watcher, &rec.name, &p);
+    // A short `Retry-After` is waited out in this request when its deadline allows, so a
+    // throttled first create does not cost the capture a whole poll period.
+    if let Err(e) = &created
+        && let Some(wait) = inline_wait(ctx, e)
+        && ctx.world.clock.sleep(wait)
+    {
+        created = ctx.azure.create_capture(&watcher, &rec.name, &p);
+    }
+    let now = ctx.now();
+    match created {
         Ok(created) => adopt(rec, now, created.storage_path),
         Err(e) => {
             if matches!(e, AzureError::NotFound { .. }) {
