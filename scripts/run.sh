@@ -61,6 +61,7 @@ fi
 # the script alone (not only Ctrl-C to the whole terminal group) stops both at once.
 emulator_pid=
 server_pid=
+# shellcheck disable=SC2317 # called from the traps below
 stop_children() {
   for pid in $server_pid $emulator_pid; do
     kill "$pid" 2>/dev/null || true
