@@ -336,3 +336,50 @@ fn the_demo_credentials_are_the_emulators() {
         assert!(source.contains(&format!("\"{value}\"")), "demo.rs lacks the emulator's {value}");
     }
 }
+
+#[test]
+fn configuration_problems_and_unread_dotenv_names_are_printed_at_start() {
+    let wasm = wasm_path();
+    if !wasm.exists() {
+        eprintln!("SKIPPED: {} is absent; build it first", wasm.display());
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("apc-serve-dotenv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dotenv = dir.join(".env");
+    // One name Spin would not read (no prefix), one bad value Spin would read.
+    std::fs::write(&dotenv, "notify_format=slack\nSPIN_VARIABLE_NOTIFY_FORMAT=bogus\n").unwrap();
+    let mut child = command()
+        .args(["--listen", "127.0.0.1:0", "--manifest"])
+        .arg(repo_root().join("spin.toml"))
+        .arg("--wasm")
+        .arg(&wasm)
+        .arg("--env-file")
+        .arg(&dotenv)
+        .env("SPIN_VARIABLE_AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000001")
+        .env("SPIN_VARIABLE_AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000002")
+        .env("SPIN_VARIABLE_AZURE_CLIENT_SECRET", "test-secret")
+        .env("SPIN_VARIABLE_WEBHOOK_KEYS", ENV_KEY)
+        .env("SPIN_VARIABLE_AZURE_AUTHORITY_HOST", "http://127.0.0.1:9")
+        .env("SPIN_VARIABLE_AZURE_ARM_ENDPOINT", "http://127.0.0.1:9")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("apc-serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let first = BufReader::new(stdout).lines().next().and_then(Result::ok);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    // It still serves (a notification setting never stops captures), and says what is wrong.
+    assert!(first.is_some_and(|l| l.starts_with("apc-serve listening on")), "{err}");
+    assert!(err.contains("configuration problem: notify_format:"), "{err}");
+    assert!(
+        err.contains(".env sets notify_format, which Spin does not read; name it SPIN_VARIABLE_NOTIFY_FORMAT"),
+        "{err}"
+    );
+    assert!(!err.contains("test-secret"), "a secret was printed: {err}");
+}
