@@ -39,7 +39,7 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   say "adding the wasm32-wasip2 Rust target"
   rustup target add wasm32-wasip2
 fi
-say "building the component (release .wasm; about 1 minute the first time on 2 cores)"
+say "building the component (release .wasm; 4.5 minutes the first time on 2 busy cores, seconds after)"
 # Into ./target, where spin.toml's `source` points, whatever CARGO_TARGET_DIR says.
 env -u CARGO_TARGET_DIR cargo build --target wasm32-wasip2 --release
 
@@ -50,7 +50,7 @@ else
   # apc-serve is the test host's server, built in the profile the tests build it in, so
   # scripts/test.sh and this script share one build.
   if [ ! -x "$target_dir/debug/apc-serve" ]; then
-    say "building apc-serve, the project's wasmtime host: the first time compiles wasmtime, about 6 minutes on 2 cores"
+    say "building apc-serve, the project's wasmtime host: the first time compiles wasmtime, several minutes on 2 cores"
   else
     say "checking apc-serve is up to date"
   fi
@@ -102,7 +102,7 @@ if $demo; then
     echo "run.sh: the emulator did not answer on $emulator_listen" >&2
     exit 1
   fi
-  say "starting apc-serve with the demo (compiling the component takes tens of seconds)"
+  say "starting apc-serve with the demo (it compiles the component first: about 40 s on 2 cores)"
   server=("$target_dir/debug/apc-serve" --listen "$listen" --demo "http://$emulator_listen"
     --store-file target/apc-demo/store.json)
 elif $use_spin; then

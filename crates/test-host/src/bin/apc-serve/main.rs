@@ -334,6 +334,16 @@ async fn start(options: Options) -> Result<(), StartError> {
     for note in &gathered.notes {
         eprintln!("apc-serve: configuration: {note}");
     }
+    let missing = vars::missing_required(&manifest, &gathered.values);
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|n| format!("{n} ({})", vars::env_name(n))).collect();
+        return Err(StartError::Other(format!(
+            "required variables without a value: {}. Set them in the environment or in .env (as \
+             SPIN_VARIABLE_<NAME>=...), or with --variable name=value; or run the local demo: \
+             scripts/run.sh --demo",
+            names.join(", ")
+        )));
+    }
     let wasm = wasm_path(&manifest, options.wasm)?;
 
     let store = KvStore::new();

@@ -100,6 +100,16 @@ pub fn gather(
     out
 }
 
+/// The required variables (no default) that `values` leaves without a value, by name.
+pub fn missing_required(manifest: &Manifest, values: &HashMap<String, String>) -> Vec<String> {
+    manifest
+        .variables
+        .iter()
+        .filter(|(name, var)| var.required && var.default.is_none() && !values.contains_key(*name))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +203,14 @@ source = "target/c.wasm"
         assert!(g.notes.iter().any(|n| n.contains("webhook_keys") && n.contains("SPIN_VARIABLE_WEBHOOK_KEYS")));
         assert!(g.notes.iter().any(|n| n.contains("AZURE_TENANT_ID") && n.contains("SPIN_VARIABLE_AZURE_TENANT_ID")));
         assert!(g.notes.iter().any(|n| n.contains("SPIN_VARIABLE_TYPO") && n.contains("typo")));
+    }
+
+    #[test]
+    fn every_missing_required_variable_is_named() {
+        let manifest = Manifest::parse(MANIFEST, "app").unwrap();
+        assert_eq!(missing_required(&manifest, &HashMap::new()), vec!["azure_tenant_id", "webhook_keys"]);
+        let values: HashMap<String, String> = pairs(&[("webhook_keys", "k")]).into_iter().collect();
+        assert_eq!(missing_required(&manifest, &values), vec!["azure_tenant_id"]);
     }
 
     #[test]
