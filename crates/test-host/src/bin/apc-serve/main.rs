@@ -155,8 +155,10 @@ fn wasm_path(manifest: &Manifest, explicit: Option<PathBuf>) -> Result<PathBuf, 
 fn print_logs(host: &Host, quiet: &demo::Quiet) {
     let mut lines = host.logs().drain();
     {
-        let quiet = quiet.lock().unwrap_or_else(|p| p.into_inner());
+        let mut quiet = quiet.lock().unwrap_or_else(|p| p.into_inner());
         lines.retain(|line| !quiet.contains(&line.request_id));
+        // Those requests' lines are gone now: keep the set from growing with every poll.
+        quiet.clear();
     }
     if lines.is_empty() {
         return;
