@@ -246,7 +246,7 @@ def setup_checks():
         st_id = f"{sub}/resourceGroups/capture-rg/providers/Microsoft.Storage/storageAccounts/pcap11111111"
         assignments = set()
         for c in cmds:
-            m = re.match(r"az role assignment create .*--role '([^']+)' --scope (\S+)$", c)
+            m = re.match(r"az role assignment create .*--role '([^']+)' --scope (\S+) -o none$", c)
             if m:
                 assignments.add((m.group(1), m.group(2)))
         assert assignments == {

@@ -116,8 +116,17 @@ ensure_assignment() {
   local role=$1 scope=$2 found
   found=$(lookup az role assignment list --assignee "$app_id" --role "$role" --scope "$scope" --query '[0].id' -o tsv)
   if [ -z "$found" ]; then
-    run az role assignment create --assignee-object-id "$sp_object_id" --assignee-principal-type ServicePrincipal \
-      --role "$role" --scope "$scope"
+    # A new custom role takes minutes to replicate: retry while ARM does not know it yet.
+    local attempt
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+      if run az role assignment create --assignee-object-id "$sp_object_id" --assignee-principal-type ServicePrincipal \
+        --role "$role" --scope "$scope" -o none; then
+        return 0
+      fi
+      [ "$attempt" = 10 ] && return 1
+      say "the role may not have replicated yet; retrying in 30 s"
+      sleep 30
+    done
   else
     say "\"$role\" on $scope: already assigned"
   fi
@@ -179,6 +188,16 @@ else
   say "service principal $SP_NAME: exists (appId $app_id); its secret is not reset"
 fi
 sp_object_id=$(lookup az ad sp show --id "$app_id" --query id -o tsv)
+# A new principal takes a little while to show in Microsoft Graph.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  if $dry_run || [ -n "$sp_object_id" ]; then break; fi
+  sleep 6
+  sp_object_id=$(lookup az ad sp show --id "$app_id" --query id -o tsv)
+done
+if ! $dry_run && [ -z "$sp_object_id" ]; then
+  echo "setup.sh: service principal $app_id not found in Microsoft Graph after a minute; run again" >&2
+  exit 1
+fi
 sp_object_id=${sp_object_id:-<object id of $app_id>}
 
 say "5. role assignments"
