@@ -2,8 +2,9 @@
 # Runs every test: native unit/property/flow tests of the core, the Azure emulator's tests, the
 # component tests that drive the release .wasm through the wasmtime test host and the emulator,
 # the emulator's conformance under the Azure SDK for Python, and our Storage client against
-# Azurite (scripts/azurite.sh; needs node 20+ with npm, and openssl). Sets up what it needs (the
-# wasm32-wasip2 target, Debian's redis-server when run as root) on a fresh machine.
+# Azurite (scripts/azurite.sh; needs node 20+ with npm, and openssl), and the offline checks of
+# deploy/ with shellcheck on every script (scripts/check-deploy.sh). Sets up what it needs (the
+# wasm32-wasip2 target, Debian's redis-server and shellcheck when run as root) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +53,11 @@ azlog=$(mktemp)
 trap 'rm -f "$log" "$pylog" "$azlog"' EXIT
 bash scripts/azurite.sh 2>&1 | tee "$azlog" || status=$?
 
+echo "== deploy/: shellcheck, Kubernetes manifests, runtime config, setup.sh, Bicep (offline)"
+dplog=$(mktemp)
+trap 'rm -f "$log" "$pylog" "$azlog" "$dplog"' EXIT
+bash scripts/check-deploy.sh 2>&1 | tee "$dplog" || status=$?
+
 # One closing line for the whole run (cargo prints one per test binary; pytest one summary).
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
@@ -70,7 +76,16 @@ if ! grep -q 'test result:' "$azlog"; then
   echo "azurite: no test result (the run did not start)" >&2
   az_failed=$((az_failed + 1))
 fi
-passed=$((passed + py_passed + az_passed))
-failed=$((failed + py_failed + az_failed))
+# scripts/check-deploy.sh closes with "deploy checks: N passed, M failed".
+dp_line=$(grep -E '^deploy checks: [0-9]+ passed, [0-9]+ failed$' "$dplog" | tail -1 || true)
+dp_passed=$(sed -n 's/^deploy checks: \([0-9]*\) passed.*/\1/p' <<<"$dp_line")
+dp_failed=$(sed -n 's/.* \([0-9]*\) failed$/\1/p' <<<"$dp_line")
+if [ -z "$dp_line" ]; then
+  echo "deploy checks: no closing line (the run did not finish)" >&2
+  dp_passed=0
+  dp_failed=1
+fi
+passed=$((passed + py_passed + az_passed + dp_passed))
+failed=$((failed + py_failed + az_failed + dp_failed))
 echo "tests: $passed passed, $failed failed"
 exit "$status"

@@ -40,7 +40,10 @@ impl Drop for Server {
 }
 
 fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apc-serve"));
+    // APC_SERVE_BIN: when several checkouts share one target folder, target/debug/apc-serve is
+    // whichever was built last; the checkout's own binary is under target/debug/deps.
+    let bin = std::env::var_os("APC_SERVE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_apc-serve").into());
+    let mut command = Command::new(bin);
     // Only what each test sets: no SPIN_VARIABLE_* leaking in from the developer's shell.
     for (name, _) in std::env::vars() {
         if name.starts_with("SPIN_VARIABLE_") {
@@ -193,4 +196,190 @@ fn a_bad_option_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown option --port") && stderr.contains("usage:"), "{stderr}");
+}
+
+/// `apc-serve --demo` (what `scripts/run.sh --demo` runs) against an emulator: a child process
+/// whose stdout lines arrive on `lines`, killed on drop.
+fn start_demo(emulator: &str, store: &Path, wasm: &Path) -> Server {
+    let mut child = command()
+        .current_dir(repo_root())
+        .args(["--listen", "127.0.0.1:0", "--demo", emulator, "--poll-every", "1", "--store-file"])
+        .arg(store)
+        .arg("--wasm")
+        .arg(wasm)
+        // No developer's .env may change the demo.
+        .args(["--env-file", "/dev/null"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("apc-serve starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (sender, lines) = mpsc::channel();
+    let err_sender = sender.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Startup messages (store, configuration problems) come on stderr: read them too.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if err_sender.send(format!("stderr: {line}")).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = lines.recv_timeout(HANG_GUARD).unwrap_or_else(|_| panic!("no address; saw {seen:#?}"));
+        if let Some(addr) = line.strip_prefix("apc-serve listening on http://") {
+            break addr.parse().expect("an address");
+        }
+        seen.push(line);
+    };
+    // The lines before the address stay readable through `lines` order: keep them in front.
+    let (resend, rest) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in seen {
+            let _ = resend.send(line);
+        }
+        while let Ok(line) = lines.recv() {
+            if resend.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Server { child, addr, lines: rest }
+}
+
+/// Reads lines until one satisfies `want`, returning every line read.
+fn read_until(server: &Server, want: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let line = server.lines.recv_timeout(HANG_GUARD).unwrap_or_else(|_| panic!("not seen; saw {seen:#?}"));
+        let done = want(&line);
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn the_demo_tells_the_whole_story_and_keeps_records_across_a_restart() {
+    let wasm = wasm_path();
+    if !wasm.exists() {
+        eprintln!("SKIPPED: {} is absent; build it first", wasm.display());
+        return;
+    }
+    let emulator = azure_emulator::Emulator::start_with(
+        "127.0.0.1:0",
+        azure_emulator::EmulatorConfig { flowing_clock: true, capture_start_delay_secs: 0, ..Default::default() },
+    )
+    .expect("emulator");
+    emulator.seed_demo();
+    emulator.set_emulator_storage_paths(true);
+    let store = std::env::temp_dir().join(format!("apc-demo-test-{}/store.json", std::process::id()));
+    let _ = std::fs::remove_dir_all(store.parent().unwrap());
+
+    let server = start_demo(&emulator.base_url(), &store, &wasm);
+    // The alert is sent without anyone asking, and answered 202 with a running capture.
+    let lines = read_until(&server, |l| l.starts_with("== demo alert sent"));
+    assert!(lines.last().unwrap().ends_with("POST /alerts -> 202"), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("configuration problem")), "{lines:#?}");
+    let answer: serde_json::Value = serde_json::from_str(&server.lines.recv_timeout(HANG_GUARD).unwrap()).unwrap();
+    assert_eq!(answer["captures"][0]["state"], "running", "{answer}");
+    let id = answer["captures"][0]["id"].as_str().unwrap().to_string();
+    // Azure finishes the capture before the component looks (its clock jumps past the limit).
+    emulator.advance_clock(Duration::from_secs(120));
+
+    // Without another command: the first poll that finds the capture due sees it succeed, and
+    // the receiver prints the notification.
+    let story = read_until(&server, |l| l.starts_with(&format!("== capture {id}: running -> succeeded")));
+    let done = story.last().unwrap();
+    assert!(done.ends_with("advancing poll 1)"), "{story:#?}");
+    // The notification goes out during that poll, before its change of state is printed.
+    assert!(story.iter().any(|l| l.starts_with("== notification received, event ")), "{story:#?}");
+    assert!(
+        story.iter().any(|l| l.starts_with(&format!("Packet capture {id} on ")) && l.contains("finished")),
+        "no notification text in {story:#?}"
+    );
+    assert!(story.iter().any(|l| l.starts_with("*Traffic:*")), "the summary is in the text: {story:#?}");
+    drop(server);
+
+    // Restarted on the same file: the first run's record is still there, succeeded.
+    let saved = std::fs::read_to_string(&store).expect("the store file");
+    assert!(saved.contains(&id), "the store file holds the capture");
+    let server = start_demo(&emulator.base_url(), &store, &wasm);
+    let lines = read_until(&server, |l| l.starts_with("== demo alert sent"));
+    assert!(lines.iter().any(|l| l.contains("keys loaded") && !l.contains("(0 keys")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("capture records kept from earlier runs")), "{lines:#?}");
+    let listing = http(server.addr, "GET", &format!("/captures/{id}?code=demo-key-0123456789abcdef"), &[], b"");
+    assert_eq!(listing.status, 200, "{}", listing.body);
+    let record: serde_json::Value = serde_json::from_str(&listing.body).unwrap();
+    assert_eq!(record["state"], "succeeded", "{record}");
+    let _ = std::fs::remove_dir_all(store.parent().unwrap());
+}
+
+#[test]
+fn the_demo_credentials_are_the_emulators() {
+    // apc-serve's demo preset repeats these (test-host's binary cannot see the dev-dependency).
+    let help = command().arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--demo EMULATOR"));
+    let source = std::fs::read_to_string(repo_root().join("crates/test-host/src/bin/apc-serve/demo.rs")).unwrap();
+    for value in
+        [azure_emulator::DEFAULT_TENANT_ID, azure_emulator::DEFAULT_CLIENT_ID, azure_emulator::DEFAULT_CLIENT_SECRET]
+    {
+        assert!(source.contains(&format!("\"{value}\"")), "demo.rs lacks the emulator's {value}");
+    }
+}
+
+#[test]
+fn configuration_problems_and_unread_dotenv_names_are_printed_at_start() {
+    let wasm = wasm_path();
+    if !wasm.exists() {
+        eprintln!("SKIPPED: {} is absent; build it first", wasm.display());
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("apc-serve-dotenv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dotenv = dir.join(".env");
+    // One name Spin would not read (no prefix), one bad value Spin would read.
+    std::fs::write(&dotenv, "notify_format=slack\nSPIN_VARIABLE_NOTIFY_FORMAT=bogus\n").unwrap();
+    let mut child = command()
+        .args(["--listen", "127.0.0.1:0", "--manifest"])
+        .arg(repo_root().join("spin.toml"))
+        .arg("--wasm")
+        .arg(&wasm)
+        .arg("--env-file")
+        .arg(&dotenv)
+        .env("SPIN_VARIABLE_AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000001")
+        .env("SPIN_VARIABLE_AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000002")
+        .env("SPIN_VARIABLE_AZURE_CLIENT_SECRET", "test-secret")
+        .env("SPIN_VARIABLE_WEBHOOK_KEYS", ENV_KEY)
+        .env("SPIN_VARIABLE_AZURE_AUTHORITY_HOST", "http://127.0.0.1:9")
+        .env("SPIN_VARIABLE_AZURE_ARM_ENDPOINT", "http://127.0.0.1:9")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("apc-serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let first = BufReader::new(stdout).lines().next().and_then(Result::ok);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    // It still serves (a notification setting never stops captures), and says what is wrong.
+    assert!(first.is_some_and(|l| l.starts_with("apc-serve listening on")), "{err}");
+    assert!(err.contains("configuration problem: notify_format:"), "{err}");
+    assert!(
+        err.contains(".env sets notify_format, which Spin does not read; name it SPIN_VARIABLE_NOTIFY_FORMAT"),
+        "{err}"
+    );
+    assert!(!err.contains("test-secret"), "a secret was printed: {err}");
 }

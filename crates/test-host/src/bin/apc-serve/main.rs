@@ -1,23 +1,32 @@
 //! `apc-serve`: serves the component over real HTTP with the test host, for machines without
-//! Spin (`scripts/run.sh` uses it when `spin` is not on PATH).
+//! Spin (`scripts/run.sh` uses it when `spin` is not on PATH, and always for `--demo`).
 //!
-//! Like `spin up`: every request gets a fresh instance, variables come from the manifest's
-//! defaults, `SPIN_VARIABLE_<NAME>` environment variables and `--variable name=value` (in that
-//! order of precedence, lowest first), and the component's stdout/stderr lines are echoed.
-//! The key-value store lives in memory and is lost when the process ends.
+//! Like `spin up`: every request gets a fresh instance; variables come from the manifest's
+//! defaults, `SPIN_VARIABLE_<NAME>` lines of `./.env`, `SPIN_VARIABLE_<NAME>` environment
+//! variables and `--variable name=value` (in that order of precedence, lowest first; see
+//! `vars.rs`); the component's stdout/stderr lines are echoed; configuration problems are
+//! printed at start. The key-value store lives in memory, and with `--store-file` also in a file
+//! that is reloaded on the next start (as `spin up` keeps its SQLite file). `--demo` adds a
+//! notification receiver, a poller and the demo alert (`demo.rs`).
 
-use std::collections::HashMap;
+mod demo;
+mod store_file;
+mod vars;
+
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use test_host::{Host, HostError, HostOptions, Manifest, ManifestError, Request, Stream};
+use test_host::{Host, HostError, HostOptions, KvStore, Manifest, ManifestError, Request, Stream};
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::io::TokioIo;
 
@@ -31,7 +40,17 @@ options:
   --manifest PATH          the spin.toml to read (default spin.toml)
   --wasm PATH              the component (default: the manifest component's `source`,
                            relative to the manifest's folder)
-  --variable NAME=VALUE    an application variable (repeatable); wins over SPIN_VARIABLE_<NAME>
+  --variable NAME=VALUE    an application variable (repeatable); wins over everything else
+  --env-file PATH          the .env file to read (default .env, if present)
+  --store-file PATH        keep the key-value store in this file across restarts
+                           (default: in memory only)
+  --poll-every SECS        call POST /poll every SECS seconds (default: off; 5 with --demo)
+  --demo EMULATOR          the local demo against the Azure emulator at EMULATOR (an origin,
+                           e.g. http://127.0.0.1:8089): demo credentials and key, a local
+                           notification receiver that prints each notification, polling, and
+                           the demo alert sent once the server listens
+  --demo-alert PATH        the alert the demo sends (default scripts/demo-alert.json beside
+                           the manifest); its fired time is set to now
   -h, --help               this text
 
 The first line on stdout is `apc-serve listening on http://ADDR` (the bound address).";
@@ -44,6 +63,11 @@ struct Options {
     wasm: Option<PathBuf>,
     /// `--variable` values in the order given (a later one wins).
     variables: Vec<(String, String)>,
+    env_file: Option<PathBuf>,
+    store_file: Option<PathBuf>,
+    poll_every: Option<u64>,
+    demo: Option<String>,
+    demo_alert: Option<PathBuf>,
 }
 
 /// Why `apc-serve` could not start.
@@ -55,6 +79,10 @@ enum StartError {
     Host(#[from] HostError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] store_file::StoreFileError),
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Parses the arguments (without the program name); `Ok(None)` means `--help`.
@@ -64,6 +92,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
         manifest: PathBuf::from("spin.toml"),
         wasm: None,
         variables: Vec::new(),
+        env_file: None,
+        store_file: None,
+        poll_every: None,
+        demo: None,
+        demo_alert: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -78,6 +111,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
             "--listen" => options.listen = value()?,
             "--manifest" => options.manifest = PathBuf::from(value()?),
             "--wasm" => options.wasm = Some(PathBuf::from(value()?)),
+            "--env-file" => options.env_file = Some(PathBuf::from(value()?)),
+            "--store-file" => options.store_file = Some(PathBuf::from(value()?)),
+            "--demo" => options.demo = Some(value()?),
+            "--demo-alert" => options.demo_alert = Some(PathBuf::from(value()?)),
+            "--poll-every" => {
+                let v = value()?;
+                match v.parse::<u64>() {
+                    Ok(n) if n > 0 => options.poll_every = Some(n),
+                    _ => return Err(format!("--poll-every {v:?}: expected a whole number of seconds, at least 1")),
+                }
+            }
             "--variable" => {
                 let pair = value()?;
                 let Some((k, v)) = pair.split_once('=') else {
@@ -94,23 +138,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
     Ok(Some(options))
 }
 
-/// The variable values to give the host: `SPIN_VARIABLE_<NAME>` (looked up through `env`) for
-/// each variable the manifest declares, then `--variable` flags on top. Undeclared flags are
-/// kept, so the host refuses them by name rather than silently ignoring a typo.
-fn variable_values(
-    manifest: &Manifest,
-    env: impl Fn(&str) -> Option<String>,
-    flags: &[(String, String)],
-) -> HashMap<String, String> {
-    let mut values: HashMap<String, String> = manifest
-        .variables
-        .keys()
-        .filter_map(|name| env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).map(|v| (name.clone(), v)))
-        .collect();
-    values.extend(flags.iter().cloned());
-    values
-}
-
 /// `--wasm`, else the component's `source` relative to the manifest's folder.
 fn wasm_path(manifest: &Manifest, explicit: Option<PathBuf>) -> Result<PathBuf, ManifestError> {
     match explicit {
@@ -124,8 +151,15 @@ fn wasm_path(manifest: &Manifest, explicit: Option<PathBuf>) -> Result<PathBuf, 
 
 /// Prints what the guests wrote since the last call: stdout lines (the component's JSON log
 /// lines) to stdout, stderr and host messages to stderr.
-fn print_logs(host: &Host) {
-    let lines = host.logs().drain();
+/// Lines of requests in `quiet` (the demo poller's own) are dropped.
+fn print_logs(host: &Host, quiet: &demo::Quiet) {
+    let mut lines = host.logs().drain();
+    {
+        let mut quiet = quiet.lock().unwrap_or_else(|p| p.into_inner());
+        lines.retain(|line| !quiet.contains(&line.request_id));
+        // Those requests' lines are gone now: keep the set from growing with every poll.
+        quiet.clear();
+    }
     if lines.is_empty() {
         return;
     }
@@ -168,14 +202,15 @@ fn plain(status: u16, text: &str) -> hyper::Response<Full<Bytes>> {
 }
 
 /// Serves one request with a fresh instance and turns the host's answer into an HTTP answer.
-async fn handle(host: &Host, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn handle(app: &App, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let host = &app.host;
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => return plain(400, &format!("cannot read the request body: {e}")),
     };
     let result = host.request(host_request(&parts, body)).await;
-    print_logs(host);
+    app.after_request();
     match result {
         Ok(answer) => {
             let mut response = hyper::Response::new(Full::new(Bytes::from(answer.body)));
@@ -205,8 +240,29 @@ async fn handle(host: &Host, request: hyper::Request<Incoming>) -> hyper::Respon
     }
 }
 
+/// What every request shares.
+#[derive(Clone)]
+struct App {
+    host: Host,
+    store_file: Option<Arc<store_file::StoreFile>>,
+    quiet: demo::Quiet,
+}
+
+impl App {
+    /// Echoes the guests' lines and keeps the store file up to date.
+    fn after_request(&self) {
+        print_logs(&self.host, &self.quiet);
+        if let Some(file) = &self.store_file
+            && let Err(e) = file.save_if_changed(self.host.kv())
+        {
+            // The answer already went out; the next write tries again.
+            eprintln!("apc-serve: {e}");
+        }
+    }
+}
+
 /// Accepts connections until the process ends.
-async fn serve(listener: TcpListener, host: Host) {
+async fn serve(listener: TcpListener, app: App) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -217,11 +273,11 @@ async fn serve(listener: TcpListener, host: Host) {
                 continue;
             }
         };
-        let host = host.clone();
+        let app = app.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let host = host.clone();
-                async move { Ok::<_, Infallible>(handle(&host, request).await) }
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(handle(&app, request).await) }
             });
             // A client that hangs up mid-request is not worth a log line.
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
@@ -229,25 +285,152 @@ async fn serve(listener: TcpListener, host: Host) {
     }
 }
 
+/// The `.env` entries: `--env-file`, else `./.env` when it exists (as Spin reads it).
+fn read_dotenv(explicit: Option<&Path>) -> Result<BTreeMap<String, String>, StartError> {
+    let path = explicit.unwrap_or(Path::new(".env"));
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let (entries, notes) = vars::parse_dotenv(&text);
+            for note in notes {
+                eprintln!("apc-serve: {}: {note}", path.display());
+            }
+            Ok(entries)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => Ok(BTreeMap::new()),
+        Err(e) => Err(StartError::Other(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// The problems `/healthz` names (variable and message), asked in process before serving.
+async fn configuration_problems(host: &Host) -> Vec<String> {
+    let Ok(answer) = host.request(Request::get("/healthz")).await else {
+        return vec!["GET /healthz failed".to_string()];
+    };
+    let _ = host.logs().drain();
+    let Ok(body) = answer.json() else {
+        return vec![format!("GET /healthz answered {} without JSON", answer.status)];
+    };
+    body["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| format!("{}: {}", p["variable"].as_str().unwrap_or("?"), p["message"].as_str().unwrap_or("?")))
+        .collect()
+}
+
 async fn start(options: Options) -> Result<(), StartError> {
     let manifest = Manifest::load(&options.manifest)?;
-    let variables = variable_values(&manifest, |name| std::env::var(name).ok(), &options.variables);
+    let dotenv = read_dotenv(options.env_file.as_deref())?;
+    // The demo's receiver must exist before the host resolves `notify_host`, once, at load.
+    let preset = match &options.demo {
+        Some(emulator) => {
+            let receiver = demo::start_receiver()
+                .await
+                .map_err(|e| StartError::Other(format!("cannot start the notification receiver: {e}")))?;
+            eprintln!("apc-serve: demo notification receiver on {receiver}/notify");
+            demo::preset(emulator, &receiver)
+        }
+        None => Vec::new(),
+    };
+    let gathered = vars::gather(&manifest, |name| std::env::var(name).ok(), &dotenv, &preset, &options.variables);
+    for note in &gathered.notes {
+        eprintln!("apc-serve: configuration: {note}");
+    }
+    let missing = vars::missing_required(&manifest, &gathered.values);
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|n| format!("{n} ({})", vars::env_name(n))).collect();
+        return Err(StartError::Other(format!(
+            "required variables without a value: {}. Set them in the environment or in .env (as \
+             SPIN_VARIABLE_<NAME>=...), or with --variable name=value; or run the local demo: \
+             scripts/run.sh --demo",
+            names.join(", ")
+        )));
+    }
     let wasm = wasm_path(&manifest, options.wasm)?;
-    let host_options = HostOptions { wasm, manifest: options.manifest, variables, ..Default::default() };
+
+    let store = KvStore::new();
+    let store_file = match &options.store_file {
+        Some(path) => {
+            let (file, loaded) = store_file::StoreFile::open(path, &store)?;
+            eprintln!("apc-serve: key-value store kept in {} ({loaded} keys loaded)", path.display());
+            Some(Arc::new(file))
+        }
+        None => None,
+    };
+    let host_options = HostOptions {
+        wasm: wasm.clone(),
+        manifest: options.manifest.clone(),
+        variables: gathered.values,
+        store: Some(store),
+        ..Default::default()
+    };
+    eprintln!("apc-serve: compiling {} (tens of seconds on two cores)", wasm.display());
     // Compiling takes seconds; keep the runtime's workers free meanwhile.
     let host = tokio::task::spawn_blocking(move || Host::new(host_options))
         .await
         .map_err(|e| HostError::Load(format!("compile task failed: {e}")))??;
+    let problems = configuration_problems(&host).await;
+    for problem in &problems {
+        eprintln!("apc-serve: configuration problem: {problem}");
+    }
     let listener = TcpListener::bind(&options.listen)
         .await
         .map_err(|source| StartError::Listen { addr: options.listen.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: options.listen.clone(), source })?;
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "apc-serve listening on http://{addr}");
-        let _ = out.flush();
+    demo::say(&format!("apc-serve listening on http://{addr}"));
+
+    let app = App { host: host.clone(), store_file, quiet: demo::Quiet::default() };
+    // Before the poller starts, so that its first listing already holds the new capture.
+    if options.demo.is_some() {
+        let path = options.demo_alert.clone().unwrap_or_else(|| manifest.dir.join("scripts/demo-alert.json"));
+        send_demo_alert(&app, &path).await?;
     }
-    serve(listener, host).await;
+    let poll_every = options.poll_every.or(options.demo.as_ref().map(|_| 5));
+    if let Some(every) = poll_every {
+        // The first key polls (as a scheduler would be configured with one key).
+        let key =
+            host.app_variables().get("webhook_keys").and_then(|k| k.split(',').next()).unwrap_or("").trim().to_string();
+        let poller = app.clone();
+        let quiet = app.quiet.clone();
+        demo::say(&format!("== polling POST /poll every {every} s"));
+        tokio::spawn(async move {
+            let saver = poller.clone();
+            demo::poll_forever(poller.host.clone(), key, Duration::from_secs(every), quiet, move || {
+                saver.after_request()
+            })
+            .await;
+        });
+    }
+    serve(listener, app).await;
+    Ok(())
+}
+
+/// Sends the demo alert (fired now) and prints the answer and the commands to look further.
+async fn send_demo_alert(app: &App, path: &Path) -> Result<(), StartError> {
+    let template =
+        std::fs::read_to_string(path).map_err(|e| StartError::Other(format!("cannot read {}: {e}", path.display())))?;
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let alert = demo::fresh_alert(&template, i64::try_from(unix).unwrap_or(0)).map_err(StartError::Other)?;
+    let key = demo::DEMO_KEY;
+    if let Ok(listing) = app.host.request(Request::get(format!("/captures?code={key}&limit=200"))).await {
+        let _ = app.host.logs().drain();
+        let kept = listing.json().map(|v| demo::states(&v).len()).unwrap_or(0);
+        if kept > 0 {
+            demo::say(&format!("== {kept} capture records kept from earlier runs (GET /captures lists them)"));
+        }
+    }
+    let answer = app.host.request(Request::post_json(format!("/alerts?code={key}"), &alert)).await?;
+    app.after_request();
+    demo::say(&format!(
+        "== demo alert sent ({}, fired now): POST /alerts -> {}\n{}",
+        path.display(),
+        answer.status,
+        answer.text()
+    ));
+    demo::say(&format!(
+        "== webhook key {key}; look further with\n   curl -s 'http://127.0.0.1:3000/captures?code={key}'\n   \
+         curl -s -X POST 'http://127.0.0.1:3000/alerts?code={key}' -H 'content-type: application/json' --data @scripts/demo-alert.json"
+    ));
     Ok(())
 }
 
@@ -315,12 +498,25 @@ source = "target/c.wasm"
             "--variable",
             "webhook_keys=a=b",
             "--variable=notify_format=slack",
+            "--env-file",
+            "my.env",
+            "--store-file=target/s.json",
+            "--poll-every",
+            "7",
+            "--demo=http://127.0.0.1:8089",
+            "--demo-alert",
+            "a.json",
         ]))
         .unwrap()
         .unwrap();
         assert_eq!(options.listen, "127.0.0.1:0");
         assert_eq!(options.manifest, PathBuf::from("app/spin.toml"));
         assert_eq!(options.wasm, Some(PathBuf::from("x.wasm")));
+        assert_eq!(options.env_file, Some(PathBuf::from("my.env")));
+        assert_eq!(options.store_file, Some(PathBuf::from("target/s.json")));
+        assert_eq!(options.poll_every, Some(7));
+        assert_eq!(options.demo.as_deref(), Some("http://127.0.0.1:8089"));
+        assert_eq!(options.demo_alert, Some(PathBuf::from("a.json")));
         assert_eq!(
             options.variables,
             vec![("webhook_keys".into(), "a=b".into()), ("notify_format".into(), "slack".into())]
@@ -333,6 +529,8 @@ source = "target/c.wasm"
         assert!(parse_args(args(&["--variable", "novalue"])).unwrap_err().contains("NAME=VALUE"));
         assert!(parse_args(args(&["--variable", "=v"])).unwrap_err().contains("name is empty"));
         assert_eq!(parse_args(args(&["--port", "1"])).unwrap_err(), "unknown option --port");
+        assert!(parse_args(args(&["--poll-every", "0"])).unwrap_err().contains("at least 1"));
+        assert!(parse_args(args(&["--poll-every=x"])).unwrap_err().contains("whole number"));
         assert_eq!(parse_args(args(&["-h"])).unwrap(), None);
     }
 
@@ -345,7 +543,8 @@ source = "target/c.wasm"
             "SPIN_VARIABLE_UNDECLARED" => Some("ignored".to_string()),
             _ => None,
         };
-        let values = variable_values(&manifest, env, &[("notify_format".into(), "slack".into())]);
+        let values =
+            vars::gather(&manifest, env, &BTreeMap::new(), &[], &[("notify_format".into(), "slack".into())]).values;
         assert_eq!(values.get("webhook_keys").map(String::as_str), Some("from-env"));
         assert_eq!(values.get("notify_format").map(String::as_str), Some("slack"));
         assert_eq!(values.len(), 2);
