@@ -17,6 +17,7 @@
 //! - [`advance`]: following captures across invocations (SPEC §7).
 //! - [`notify`]: notifications (SPEC §8).
 //! - [`api`]: routes, authentication, problem+json answers (SPEC §2, §11).
+//! - [`entra`]: Entra ID bearer tokens on the webhook ("secure webhooks", issue 12).
 //! - [`summary`]: what a capture file says: a traffic summary (issue 10).
 //! - [`capture_file`]: read, summarise and sign a finished capture's file (issue 10).
 
@@ -26,6 +27,7 @@ pub mod api;
 pub mod azure;
 pub mod capture_file;
 pub mod config;
+pub mod entra;
 pub mod intake;
 pub mod notify;
 pub mod origin;
