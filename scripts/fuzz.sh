@@ -30,6 +30,8 @@
 #     alert_parse      122 s,  8,196 exec/s, peak RSS 479 MB
 #     resource_id       70 s, 14,285 exec/s, peak RSS 448 MB
 #     capture_summary  179 s,  5,586 exec/s, peak RSS 489 MB
+#   scripts/fuzz.sh 1000000 entra_token (issue 12; 2026-12-01, 0 crashes): 142 s, 7,042 exec/s,
+#     peak RSS 481 MB
 #   scripts/fuzz.sh 1000000 capture_summary, with a release build on the other core: 426 s,
 #     2,347 exec/s. The peak RSS is AddressSanitizer's quarantine: it levels off by ~150,000
 #     executions. The first capture_summary run, against the old summariser, found an input
