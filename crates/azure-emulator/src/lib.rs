@@ -668,12 +668,6 @@ impl Emulator {
         captures(&self.inner)
     }
 
-    fn token_basics(&self) -> (String, String, i64) {
-        let st = self.inner.lock();
-        let base = st.settings.public_base.clone().unwrap_or_else(|| self.base_url());
-        (base, st.settings.config.tenant_id.clone(), st.now().unix_timestamp())
-    }
-
     /// A token Azure Monitor's action group would send to a secure webhook of the app
     /// registration `audience` whose app role `role` it holds: a v1 token of the emulator's
     /// tenant (`iss` `{base}/{tenant}/`), valid for an hour of emulator time, signed RS256 with
@@ -692,16 +686,12 @@ impl Emulator {
         claims: &serde_json::Value,
         header: &serde_json::Value,
     ) -> String {
-        let (base, tenant, now) = self.token_basics();
-        let defaults = tokens::default_claims(&base, &tenant, audience, role, now);
-        tokens::mint(&self.inner.signing(), defaults, claims, header)
+        tokens::action_group_token(&self.inner, audience, role, claims, header)
     }
 
     /// An action-group token that must be refused, of the given kind.
     pub fn bad_action_group_token(&self, kind: tokens::BadToken, audience: &str, role: &str) -> String {
-        let (base, tenant, now) = self.token_basics();
-        let defaults = tokens::default_claims(&base, &tenant, audience, role, now);
-        tokens::bad(&self.inner.signing(), defaults, kind, &base, now)
+        tokens::bad_action_group_token(&self.inner, kind, audience, role)
     }
 
     /// Rotate the signing keys: a new key signs from now on and is published first; the previous

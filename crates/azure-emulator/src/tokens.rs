@@ -28,8 +28,9 @@ const IMPOSTOR_SEED: u64 = 0x1badc0de;
 /// RSA modulus size of generated keys.
 const BITS: usize = 2048;
 
-/// A malformed or otherwise unacceptable action-group token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A malformed or otherwise unacceptable action-group token (`snake_case` in the control API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BadToken {
     /// Signed with a key the tenant does not publish, under a published `kid`.
     WrongSignature,
@@ -257,6 +258,31 @@ pub(crate) fn bad(signing: &Signing, claims: Map<String, Value>, kind: BadToken,
         })),
         BadToken::Garbage => "this-is.not-a.jwt!".to_string(),
     }
+}
+
+/// The URL clients see, the tenant and the emulator time, for a token.
+fn basics(inner: &crate::Inner) -> (String, String, i64) {
+    let st = inner.lock();
+    let base = st.settings.public_base.clone().unwrap_or_else(|| inner.base().to_string());
+    (base, st.settings.config.tenant_id.clone(), st.now().unix_timestamp())
+}
+
+/// See [`crate::Emulator::action_group_token_with`].
+pub(crate) fn action_group_token(
+    inner: &crate::Inner,
+    audience: &str,
+    role: &str,
+    claims: &Value,
+    header: &Value,
+) -> String {
+    let (base, tenant, now) = basics(inner);
+    mint(&inner.signing(), default_claims(&base, &tenant, audience, role, now), claims, header)
+}
+
+/// See [`crate::Emulator::bad_action_group_token`].
+pub(crate) fn bad_action_group_token(inner: &crate::Inner, kind: BadToken, audience: &str, role: &str) -> String {
+    let (base, tenant, now) = basics(inner);
+    bad(&inner.signing(), default_claims(&base, &tenant, audience, role, now), kind, &base, now)
 }
 
 #[cfg(test)]
