@@ -247,3 +247,29 @@ fn another_tenants_configuration_refuses_the_emulators_tokens() {
     assert_eq!(resp.status, 503, "{v}");
     assert!(azure_calls(&app).is_empty());
 }
+
+#[test]
+fn day_old_keys_are_refreshed_on_use_and_still_serve_when_the_refresh_fails() {
+    let app = app("entra");
+    assert_eq!(post_token(&app, &app.emu.action_group_token(AUDIENCE, ROLE)).0.status, 202);
+    // A day later the endpoint is down: the cached key still verifies (one attempt made).
+    app.advance(24 * 3600 + 1);
+    app.emu.set_jwks_outage(true);
+    let body = serde_json::to_vec(&classic_alert(&emulated_vm(), "day-two", Firing::Fired)).unwrap();
+    let auth = format!("Bearer {}", app.emu.action_group_token(AUDIENCE, ROLE));
+    let (resp, v) = app.call_with("POST", "/alerts", &[("authorization", &auth)], &body);
+    assert!(resp.status == 202 || resp.status == 200, "{v}");
+    assert_eq!(app.emu.calls(routes::JWKS), 2, "one refresh attempted");
+    // Back up: the next request refreshes the keys and stores the new fetch time.
+    app.emu.set_jwks_outage(false);
+    let auth = format!("Bearer {}", app.emu.action_group_token(AUDIENCE, ROLE));
+    let (resp, v) = app.call_with("POST", "/alerts", &[("authorization", &auth)], &body);
+    assert!(resp.status == 200 || resp.status == 202, "{v}");
+    assert_eq!(app.emu.calls(routes::JWKS), 3);
+    let cache: KeyCache = serde_json::from_str(&app.kv.get_string(JWKS_KEY).unwrap()).unwrap();
+    assert_eq!(cache.fetched_at, apc_testkit::consts::T0 + 24 * 3600 + 1);
+    // Fresh again: no fetch.
+    let auth = format!("Bearer {}", app.emu.action_group_token(AUDIENCE, ROLE));
+    app.call_with("POST", "/alerts", &[("authorization", &auth)], &body);
+    assert_eq!(app.emu.calls(routes::JWKS), 3);
+}
