@@ -7,6 +7,10 @@
 #                    chunk sizes, a known total size and a small max_bytes; the file follows
 #                    (seeded with a one-SYN pcap, a pcap header and a pcapng section header).
 #                    Chunked and one-piece feeding must give the same summary.
+#   entra_token      apc_core::entra (issue 12): the first byte picks a bearer token (parse,
+#                    claim checks at any time) or a JWKS document (its keys must refuse a fixed
+#                    unsigned token); seeded with well-formed, `alg: none` and HS256 tokens and
+#                    a JWKS.
 #
 # Usage: scripts/fuzz.sh [runs-per-target] [target...]
 #   scripts/fuzz.sh                     # 1,000,000 executions of each target
@@ -26,6 +30,8 @@
 #     alert_parse      122 s,  8,196 exec/s, peak RSS 479 MB
 #     resource_id       70 s, 14,285 exec/s, peak RSS 448 MB
 #     capture_summary  179 s,  5,586 exec/s, peak RSS 489 MB
+#   scripts/fuzz.sh 1000000 entra_token (issue 12; 2026-12-01, 0 crashes): 142 s, 7,042 exec/s,
+#     peak RSS 481 MB
 #   scripts/fuzz.sh 1000000 capture_summary, with a release build on the other core: 426 s,
 #     2,347 exec/s. The peak RSS is AddressSanitizer's quarantine: it levels off by ~150,000
 #     executions. The first capture_summary run, against the old summariser, found an input
@@ -41,7 +47,7 @@ samples="$root/testdata/azure-samples"
 runs=${1:-1000000}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(alert_parse resource_id capture_summary)
+[ ${#targets[@]} -gt 0 ] || targets=(alert_parse resource_id capture_summary entra_token)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
@@ -51,7 +57,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/fuzz/target}"
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/alert_parse" "$corpus/resource_id" "$corpus/capture_summary"
+mkdir -p "$corpus/alert_parse" "$corpus/resource_id" "$corpus/capture_summary" "$corpus/entra_token"
 # capture_summary inputs begin with 4 control bytes (chunk sizes, known total size, a small
 # max_bytes; see the target), then the file: a little-endian microsecond pcap (Ethernet) with one
 # TCP SYN, the bare pcap header, and a pcapng section header block.
@@ -70,6 +76,17 @@ grep -rhoE '"/subscriptions/[^"]*"' "$samples" | tr -d '"' | sort -u | while IFS
   n=$((n + 1))
   printf '%s' "$id" >"$corpus/resource_id/id-$n"
 done
+
+# entra_token: base64url of JSON, and tokens built from it (mode byte first: 0 token, 1 JWKS).
+b64url() { printf '%s' "$1" | base64 -w0 | tr '+/' '-_' | tr -d '='; }
+claims=$(b64url '{"aud":"api://apc","iss":"https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/","appid":"461e8683-5575-4561-ac7f-899cc907d62a","roles":["ActionGroupsSecureWebhook"],"nbf":1780000000,"exp":1780003600}')
+sig=$(head -c 256 /dev/zero | base64 -w0 | tr '+/' '-_' | tr -d '=')
+printf '\x00%s.%s.%s' "$(b64url '{"typ":"JWT","alg":"RS256","kid":"k1"}')" "$claims" "$sig" >"$corpus/entra_token/rs256"
+printf '\x00%s.%s.' "$(b64url '{"alg":"none"}')" "$claims" >"$corpus/entra_token/none"
+printf '\x00%s.%s.%s' "$(b64url '{"alg":"HS256","kid":"k1"}')" "$claims" "$(b64url 0123456789abcdef0123456789abcdef)" \
+  >"$corpus/entra_token/hs256"
+printf '\x01{"keys":[{"kty":"RSA","use":"sig","kid":"k1","n":"%s","e":"AQAB"},{"kty":"EC","kid":"k2"}]}' "$sig" \
+  >"$corpus/entra_token/jwks"
 
 cd "$root/fuzz"
 for t in "${targets[@]}"; do

@@ -5,7 +5,8 @@
 //! implements those traits and hands each request to [`http::handle`].
 //!
 //! Data flows one way, and the tree shows it:
-//! - [`http`]: routes, authentication, answers, problem+json (SPEC §2, §11) →
+//! - [`http`]: routes, authentication (webhook keys; Entra ID tokens in [`http::entra`]),
+//!   answers, problem+json (SPEC §2, §11) →
 //! - [`usecases`]: intake of an alert (SPEC §2, §5), the poller that follows captures (SPEC §7),
 //!   listing and stopping captures, the capture file's summary and link (SPEC §8.1) →
 //! - [`domain`]: alerts (SPEC §3), ARM ids (SPEC §10), capture records and their lifecycle
@@ -28,5 +29,6 @@ pub mod usecases;
 pub use clients::{azure, notify, store};
 pub use domain::{alert, config, origin, policy, record, resource_id, summary, timefmt};
 pub use http as api;
+pub use http::entra;
 pub use usecases::poller as advance;
 pub use usecases::{capture_file, intake};

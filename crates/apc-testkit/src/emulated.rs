@@ -145,9 +145,17 @@ impl EmulatedApp {
 
     /// Handle one keyed request as the component would.
     pub fn call(&self, method: &str, path: &str, body: &[u8]) -> (ApiResponse, Value) {
+        self.call_with(method, path, &[("x-api-key", KEY)], body)
+    }
+
+    /// Handle one request with a JSON content type and these headers (no key unless given):
+    /// e.g. `[("authorization", "Bearer …")]` for an Entra ID token.
+    pub fn call_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (ApiResponse, Value) {
         self.requests.set(self.requests.get() + 1);
+        let mut all = vec![("content-type".to_string(), "application/json".to_string())];
+        all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let req = ApiRequest {
-            headers: vec![("content-type".into(), "application/json".into()), ("x-api-key".into(), KEY.to_string())],
+            headers: all,
             body: body.to_vec(),
             request_id: format!("e-{}", self.requests.get()),
             ..crate::app::request(method, path)

@@ -24,6 +24,9 @@
 //! | `POST /_emulator/public_base` | `{"base": url or null}` | URL clients see (a TLS front) |
 //! | `GET /_emulator/modes` | – | the [`crate::ArmModes`] in force |
 //! | `POST /_emulator/modes` | some [`crate::ArmModes`] fields | change those fields, answer all |
+//! | `POST /_emulator/entra/token` | `{"audience", "role", "claims"?, "header"?, "bad"?}` | `{"token"}`: an action-group token (issue 12), members overridden, or a spoiled one ([`crate::tokens::BadToken`], e.g. `"expired"`) |
+//! | `POST /_emulator/entra/rotate` | – | rotate the signing keys, answer `{"kid", "kids"}` |
+//! | `POST /_emulator/entra/outage` | `{"on": bool}` | OpenID metadata and JWKS close connections unanswered |
 //! | `POST /_emulator/storage/scenario` | `{"capture": name, "scenario": "syn_flood"}` | traffic in that capture's file ([`crate::pcap::Scenario`]; default `heavy_talker`) |
 
 use serde::Deserialize;
@@ -72,6 +75,23 @@ struct FailCapture {
     name: Option<String>,
     #[serde(default)]
     next: bool,
+}
+
+#[derive(Deserialize)]
+struct TokenAsk {
+    audience: String,
+    role: String,
+    #[serde(default)]
+    claims: Value,
+    #[serde(default)]
+    header: Value,
+    #[serde(default)]
+    bad: Option<crate::tokens::BadToken>,
+}
+
+#[derive(Deserialize)]
+struct Outage {
+    on: bool,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +182,21 @@ pub(crate) fn handle(inner: &Inner, req: &Request) -> Response {
         ("GET", "captures") => Ok(ok(json!(crate::captures(inner)))),
         ("POST", "storage/scenario") => parse::<SetScenario>(req).map(|s| {
             inner.lock().scenarios.insert(s.capture.to_ascii_lowercase(), s.scenario);
+            ok(json!({}))
+        }),
+        ("POST", "entra/token") => parse::<TokenAsk>(req).map(|t| {
+            let token = match t.bad {
+                Some(kind) => crate::tokens::bad_action_group_token(inner, kind, &t.audience, &t.role),
+                None => crate::tokens::action_group_token(inner, &t.audience, &t.role, &t.claims, &t.header),
+            };
+            ok(json!({ "token": token }))
+        }),
+        ("POST", "entra/rotate") => {
+            let kid = inner.signing().rotate();
+            Ok(ok(json!({ "kid": kid, "kids": inner.signing().kids() })))
+        }
+        ("POST", "entra/outage") => parse::<Outage>(req).map(|o| {
+            inner.signing().outage = o.on;
             ok(json!({}))
         }),
         ("POST", "hostile") => parse::<Hostile>(req).map(|h| {

@@ -147,6 +147,15 @@ pub(crate) fn openid_configuration(inner: &Inner, tenant: &str) -> Response {
     )
 }
 
+/// `GET /{tenant}/discovery/v2.0/keys`: the tenant's signing keys.
+pub(crate) fn jwks(inner: &Inner, tenant: &str) -> Response {
+    let configured = inner.lock().settings.config.tenant_id.clone();
+    if !tenant.eq_ignore_ascii_case(&configured) {
+        return error(inner, 400, "invalid_tenant", 90002, &format!("Tenant '{tenant}' not found."));
+    }
+    Response::json(200, &inner.signing().jwks())
+}
+
 /// The Azure Storage audience (the same in every cloud).
 fn is_storage_scope(scope: &str) -> bool {
     scope

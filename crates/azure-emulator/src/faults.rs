@@ -8,6 +8,8 @@ pub mod routes {
     pub const TOKEN: &str = "token";
     /// `GET /{tenant}/v2.0/.well-known/openid-configuration`
     pub const OPENID_CONFIGURATION: &str = "openid_configuration";
+    /// `GET /{tenant}/discovery/v2.0/keys` (the JWKS)
+    pub const JWKS: &str = "jwks";
     /// `GET …/Microsoft.Compute/virtualMachines/{vm}`
     pub const VM_GET: &str = "vm_get";
     /// `GET …/Microsoft.Compute/virtualMachineScaleSets/{vmss}`

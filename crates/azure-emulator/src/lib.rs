@@ -14,6 +14,7 @@ pub mod faults;
 mod http;
 mod model;
 pub mod pcap;
+pub mod tokens;
 pub mod versions;
 
 use std::collections::BTreeMap;
@@ -76,6 +77,8 @@ pub struct EmulatorConfig {
     pub flowing_clock: bool,
     /// How faithfully ARM's optional behaviours are played (defaults keep the simple answers).
     pub modes: ArmModes,
+    /// Seed of the RSA keys that sign action-group tokens (key generation `n` uses seed + `n`).
+    pub signing_seed: u64,
 }
 
 /// What a capture PUT does when a capture of that name already exists. Real ARM's answer is
@@ -219,6 +222,7 @@ impl Default for EmulatorConfig {
             clock_start: None,
             flowing_clock: false,
             modes: ArmModes::default(),
+            signing_seed: 12,
         }
     }
 }
@@ -369,6 +373,8 @@ pub struct CaptureInfo {
 pub(crate) struct Inner {
     state: Mutex<State>,
     base: OnceLock<String>,
+    /// Token-signing keys (separate from `state`: signing takes a while and needs no ARM state).
+    signing: Mutex<tokens::Signing>,
 }
 
 impl Inner {
@@ -379,6 +385,10 @@ impl Inner {
 
     pub(crate) fn base(&self) -> &str {
         self.base.get().map(String::as_str).unwrap_or("")
+    }
+
+    pub(crate) fn signing(&self) -> MutexGuard<'_, tokens::Signing> {
+        self.signing.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -403,7 +413,8 @@ impl Emulator {
 
     /// Starts with the given configuration.
     pub fn start_with(listen: &str, config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
-        let inner = Arc::new(Inner { state: Mutex::new(State::new(config)), base: OnceLock::new() });
+        let signing = Mutex::new(tokens::Signing::new(config.signing_seed));
+        let inner = Arc::new(Inner { state: Mutex::new(State::new(config)), base: OnceLock::new(), signing });
         let handler_inner = Arc::clone(&inner);
         let server = Server::start(listen, Arc::new(move |req: Request| dispatch(&handler_inner, req)))
             .map_err(|source| EmulatorError::Listen { listen: listen.to_string(), source })?;
@@ -656,6 +667,48 @@ impl Emulator {
     pub fn captures(&self) -> Vec<CaptureInfo> {
         captures(&self.inner)
     }
+
+    /// A token Azure Monitor's action group would send to a secure webhook of the app
+    /// registration `audience` whose app role `role` it holds: a v1 token of the emulator's
+    /// tenant (`iss` `{base}/{tenant}/`), valid for an hour of emulator time, signed RS256 with
+    /// the current key.
+    pub fn action_group_token(&self, audience: &str, role: &str) -> String {
+        self.action_group_token_with(audience, role, &serde_json::Value::Null, &serde_json::Value::Null)
+    }
+
+    /// [`Emulator::action_group_token`] with claims and header members overridden (a `null`
+    /// member removes it), still signed with the current key: e.g. a v2 token with
+    /// `{"iss": "{base}/{tenant}/v2.0", "azp": "…", "appid": null}`.
+    pub fn action_group_token_with(
+        &self,
+        audience: &str,
+        role: &str,
+        claims: &serde_json::Value,
+        header: &serde_json::Value,
+    ) -> String {
+        tokens::action_group_token(&self.inner, audience, role, claims, header)
+    }
+
+    /// An action-group token that must be refused, of the given kind.
+    pub fn bad_action_group_token(&self, kind: tokens::BadToken, audience: &str, role: &str) -> String {
+        tokens::bad_action_group_token(&self.inner, kind, audience, role)
+    }
+
+    /// Rotate the signing keys: a new key signs from now on and is published first; the previous
+    /// one stays published. Returns the new `kid`.
+    pub fn rotate_signing_keys(&self) -> String {
+        self.inner.signing().rotate()
+    }
+
+    /// The published `kid`s, the signing one first.
+    pub fn signing_kids(&self) -> Vec<String> {
+        self.inner.signing().kids()
+    }
+
+    /// While on, the OpenID metadata and JWKS endpoints close connections without answering.
+    pub fn set_jwks_outage(&self, on: bool) {
+        self.inner.signing().outage = on;
+    }
 }
 
 pub(crate) fn add_vm(inner: &Inner, vm: VmSpec) -> Result<(), EmulatorError> {
@@ -802,6 +855,11 @@ fn dispatch(inner: &Inner, req: Request) -> Reply {
         return Reply::Send(control::handle(inner, &req));
     }
     let route = classify(&req);
+    if matches!(route, Route::OpenIdConfig { .. } | Route::Jwks { .. }) && inner.signing().outage {
+        *inner.lock().counts.entry(route.name().to_string()).or_insert(0) += 1;
+        record(inner, &route, &req, None, false);
+        return Reply::Drop;
+    }
     let decision = {
         let mut st = inner.lock();
         *st.counts.entry(route.name().to_string()).or_insert(0) += 1;
@@ -834,6 +892,7 @@ fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
     match route {
         Route::Token { tenant } => entra::token(inner, tenant, req),
         Route::OpenIdConfig { tenant } => entra::openid_configuration(inner, tenant),
+        Route::Jwks { tenant } => entra::jwks(inner, tenant),
         Route::Blob { account, container, blob } => blob::get_blob(inner, account, container, blob, req),
         Route::UserDelegationKey { account } => blob::user_delegation_key(inner, account, req),
         Route::Unknown => arm::not_found_route(req),
@@ -845,8 +904,11 @@ fn handle(inner: &Inner, route: &Route, req: &Request) -> Response {
 /// `x-ms-correlation-request-id` (or a fresh one), and the client's `x-ms-client-request-id`
 /// echoed when sent.
 fn with_request_ids(inner: &Inner, route: &Route, req: &Request, resp: Response) -> Response {
-    if let Route::Token { .. } | Route::OpenIdConfig { .. } | Route::Blob { .. } | Route::UserDelegationKey { .. } =
-        route
+    if let Route::Token { .. }
+    | Route::OpenIdConfig { .. }
+    | Route::Jwks { .. }
+    | Route::Blob { .. }
+    | Route::UserDelegationKey { .. } = route
     {
         return resp;
     }
@@ -988,6 +1050,9 @@ pub(crate) enum Route {
     OpenIdConfig {
         tenant: String,
     },
+    Jwks {
+        tenant: String,
+    },
     VmGet {
         sub: String,
         rg: String,
@@ -1044,6 +1109,7 @@ impl Route {
         match self {
             Route::Token { .. } => routes::TOKEN,
             Route::OpenIdConfig { .. } => routes::OPENID_CONFIGURATION,
+            Route::Jwks { .. } => routes::JWKS,
             Route::VmGet { .. } => routes::VM_GET,
             Route::VmssGet { .. } => routes::VMSS_GET,
             Route::VmssVmGet { .. } => routes::VMSS_VM_GET,
@@ -1075,6 +1141,9 @@ fn classify(req: &Request) -> Route {
         }
         [tenant, "v2.0", ".well-known", "openid-configuration"] if m == "GET" && !tenant.is_empty() => {
             Route::OpenIdConfig { tenant: tenant.to_string() }
+        }
+        [tenant, "discovery", "v2.0", "keys"] if m == "GET" && !tenant.is_empty() => {
+            Route::Jwks { tenant: tenant.to_string() }
         }
         [a, sub, b, rg, c, ns, t, vm]
             if m == "GET"

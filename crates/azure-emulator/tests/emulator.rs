@@ -463,3 +463,39 @@ fn control_api_over_http_and_concurrency() {
     let counts = send(&emu, "GET", "/_emulator/counts", &[], b"").unwrap().json();
     assert_eq!(counts["vm_get"], 41);
 }
+
+#[test]
+fn secure_webhook_keys_and_tokens_over_http() {
+    let emu = Emulator::start("127.0.0.1:0").unwrap();
+    let tenant = azure_emulator::DEFAULT_TENANT_ID;
+    let meta = send(&emu, "GET", &format!("/{tenant}/v2.0/.well-known/openid-configuration"), &[], b"").unwrap();
+    let jwks_uri = meta.json()["jwks_uri"].as_str().unwrap().to_string();
+    assert_eq!(jwks_uri, format!("{}/{tenant}/discovery/v2.0/keys", emu.base_url()));
+    let jwks = send(&emu, "GET", jwks_uri.strip_prefix(&emu.base_url()).unwrap(), &[], b"").unwrap().json();
+    let kids: Vec<String> =
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().into()).collect();
+    assert_eq!(kids, emu.signing_kids());
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert_eq!(jwks["keys"][0]["e"], "AQAB");
+    // Another tenant's keys are not served.
+    assert_eq!(send(&emu, "GET", "/other-tenant/discovery/v2.0/keys", &[], b"").unwrap().status, 400);
+
+    // A token through the control API is the one the typed method mints (same claims, same key).
+    let ask = br#"{"audience":"api://x","role":"R"}"#;
+    let t = send(&emu, "POST", "/_emulator/entra/token", &[], ask).unwrap().json();
+    assert_eq!(t["token"].as_str().unwrap(), emu.action_group_token("api://x", "R"));
+    let ask = br#"{"audience":"api://x","role":"R","bad":"alg_none"}"#;
+    let t = send(&emu, "POST", "/_emulator/entra/token", &[], ask).unwrap().json();
+    assert!(t["token"].as_str().unwrap().ends_with('.'), "{t}");
+
+    let r = send(&emu, "POST", "/_emulator/entra/rotate", &[], b"").unwrap().json();
+    assert_eq!(r["kids"][0], r["kid"]);
+    assert_eq!(r["kids"][1].as_str(), Some(kids[0].as_str()));
+
+    // The outage switch: no answer at all from the metadata and key endpoints.
+    send(&emu, "POST", "/_emulator/entra/outage", &[], br#"{"on":true}"#).unwrap();
+    assert!(send(&emu, "GET", jwks_uri.strip_prefix(&emu.base_url()).unwrap(), &[], b"").is_none());
+    assert_eq!(emu.calls(routes::JWKS), 3);
+    send(&emu, "POST", "/_emulator/entra/outage", &[], br#"{"on":false}"#).unwrap();
+    assert!(send(&emu, "GET", jwks_uri.strip_prefix(&emu.base_url()).unwrap(), &[], b"").is_some());
+}

@@ -3,6 +3,8 @@
 //! [`handle`] is a function from a plain request and the ports to a plain response plus the
 //! request's log line; the Spin adapter only converts types around it.
 
+pub mod entra;
+
 use std::cell::Cell;
 
 use serde::Serialize;
@@ -11,7 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::domain::alert::{self, Condition};
-use crate::domain::config::{self, Config, Problem, Secret, WebhookAuth};
+use crate::domain::config::{self, AuthMode, AuthPolicy, Config, Problem, Secret, WebhookAuth};
 use crate::domain::record::{CaptureRecord, State};
 use crate::domain::resource_id::Target;
 use crate::domain::timefmt::rfc3339;
@@ -21,6 +23,7 @@ use crate::usecases::captures;
 use crate::usecases::ctx::Ctx;
 use crate::usecases::intake::{self, Decision, TargetOutcome};
 use crate::usecases::poller;
+use entra::AuthError;
 
 /// Largest accepted request body (SPEC §2).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -73,6 +76,8 @@ impl HttpClient for CountingHttp<'_> {
 /// Facts gathered while handling, for the log line.
 #[derive(Default)]
 struct LogFacts {
+    /// How the caller authenticated (`key`, `entra`), or which token check failed.
+    auth: Option<&'static str>,
     alert_id: Option<String>,
     capture_ids: Vec<String>,
     vms: Vec<String>,
@@ -260,7 +265,7 @@ fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
-fn authenticated(req: &ApiRequest, auth: &WebhookAuth) -> bool {
+fn key_authenticated(req: &ApiRequest, auth: &WebhookAuth) -> bool {
     match auth {
         WebhookAuth::InsecureNoAuth => true,
         WebhookAuth::Keys(keys) => {
@@ -269,6 +274,67 @@ fn authenticated(req: &ApiRequest, auth: &WebhookAuth) -> bool {
             candidate.is_some_and(|c| key_matches(&c, keys))
         }
     }
+}
+
+/// Let the caller in, or say why not: a key when the route takes keys (checked first: no I/O),
+/// else an Entra ID bearer token when it takes tokens. A token is verified before anything else
+/// is read or written; the signing-key cache is the only store key it may touch.
+fn authorize(
+    req: &ApiRequest,
+    policy: &AuthPolicy,
+    mode: AuthMode,
+    world: World,
+    facts: &mut LogFacts,
+) -> Result<(), ApiResponse> {
+    if mode.keys() && key_authenticated(req, &policy.keys) {
+        facts.auth = Some("key");
+        return Ok(());
+    }
+    let token = find_header(&req.headers, "authorization").and_then(entra::bearer);
+    if mode.entra()
+        && let (Some(cfg), Some(token)) = (&policy.entra, token)
+    {
+        return match entra::verify(token, cfg, world.http, world.kv, world.clock.now()) {
+            Ok(_) => {
+                facts.auth = Some("entra");
+                Ok(())
+            }
+            Err(AuthError::Rejected(why)) => {
+                facts.auth = Some(why.code());
+                let mut r = problem(
+                    401,
+                    "unauthorized",
+                    "Unauthorized",
+                    format!("The bearer token was refused: {}.", why.words()),
+                );
+                r.headers.push(("www-authenticate".into(), "Bearer error=\"invalid_token\"".into()));
+                Err(r)
+            }
+            Err(AuthError::KeysUnavailable(_)) => {
+                facts.auth = Some("keys_unavailable");
+                let mut r = problem(
+                    503,
+                    "signing-keys-unavailable",
+                    "Signing keys unavailable",
+                    "Entra ID's signing keys could not be fetched to check the bearer token; nothing was done. Retry later.",
+                );
+                r.headers.push(("retry-after".into(), "30".into()));
+                Err(r)
+            }
+        };
+    }
+    let detail = match mode {
+        AuthMode::Keys => "A valid key is required: pass it as the `code` query parameter or the `x-api-key` header.",
+        AuthMode::Entra => "A valid Entra ID bearer token is required (Authorization: Bearer).",
+        AuthMode::KeysOrEntra => {
+            "A valid key (`code` query parameter or `x-api-key` header) or Entra ID bearer token (Authorization: Bearer) is required."
+        }
+    };
+    let mut r = problem(401, "unauthorized", "Unauthorized", detail);
+    if mode.entra() {
+        r.headers.push(("www-authenticate".into(), "Bearer".into()));
+    }
+    Err(r)
 }
 
 fn is_json_content_type(req: &ApiRequest) -> bool {
@@ -310,6 +376,7 @@ pub fn handle(req: &ApiRequest, vars: &dyn Variables, world: World) -> ApiRespon
         "capture_ids": facts.capture_ids,
         "vm": facts.vms,
         "outbound_calls": counting.calls.get(),
+        "auth": facts.auth,
     });
     ApiResponse { log, ..resp }
 }
@@ -385,19 +452,15 @@ fn dispatch(req: &ApiRequest, vars: &dyn Variables, world: World, facts: &mut Lo
     if route == Route::Healthz {
         return healthz(vars);
     }
-    // The keys first, alone: a caller who cannot authenticate learns nothing about the rest of
-    // the configuration. With no usable key, fail closed (names, never values).
-    let auth = match WebhookAuth::load(vars) {
+    // Authentication first, alone: a caller who cannot authenticate learns nothing about the
+    // rest of the configuration. With no usable key, fail closed (names, never values).
+    let policy = match AuthPolicy::load(vars) {
         Ok(a) => a,
         Err(_) => return config_problem(&config::problems(vars)),
     };
-    if !authenticated(req, &auth) {
-        return problem(
-            401,
-            "unauthorized",
-            "Unauthorized",
-            "A valid key is required: pass it as the `code` query parameter or the `x-api-key` header.",
-        );
+    let mode = if route == Route::Alerts { policy.alerts } else { policy.routes };
+    if let Err(refused) = authorize(req, &policy, mode, world, facts) {
+        return refused;
     }
     // Problems that only concern notifications leave a loaded configuration: captures go on.
     let cfg = match Config::load(vars) {

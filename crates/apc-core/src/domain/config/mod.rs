@@ -21,7 +21,7 @@ use std::fmt;
 use crate::domain::resource_id::Scope;
 use crate::ports::Variables;
 
-pub use auth::{INSECURE_NO_AUTH, WebhookAuth};
+pub use auth::{ACTION_GROUP_APP_ID, AuthMode, AuthPolicy, DEFAULT_ROLE, EntraConfig, INSECURE_NO_AUTH, WebhookAuth};
 pub use azure::AzureConfig;
 pub use capture::{BYTES_RANGE, CaptureDefaults, TIME_LIMIT_RANGE, parse_filters};
 pub use notify::{NOTIFY_HOST_UNSET, NotifyConfig, NotifyFormat, NotifyTarget};
@@ -65,7 +65,7 @@ pub enum Effect {
 pub enum Section {
     /// Entra ID and ARM: credentials and endpoints.
     Azure,
-    /// Webhook keys.
+    /// Webhook keys and Entra ID tokens: who may call.
     Auth,
     /// Capture parameters, storage, limits and housekeeping.
     Capture,
@@ -127,6 +127,11 @@ pub const VARIABLES: &[Variable] = &[
     var("azure_authority_host", DefaultValue::Value("https://login.microsoftonline.com"), Section::Azure),
     var("azure_arm_endpoint", DefaultValue::Value("https://management.azure.com"), Section::Azure),
     secret("webhook_keys", Section::Auth),
+    var("alerts_auth", DefaultValue::Value("keys"), Section::Auth),
+    var("routes_auth", DefaultValue::Value("keys"), Section::Auth),
+    var("entra_audience", DefaultValue::Empty, Section::Auth),
+    var("entra_tenant_id", DefaultValue::Empty, Section::Auth),
+    var("entra_required_role", DefaultValue::Value(auth::DEFAULT_ROLE), Section::Auth),
     var("storage_account_id", DefaultValue::Empty, Section::Capture),
     var("capture_file_path", DefaultValue::Empty, Section::Capture),
     var("capture_time_limit_seconds", DefaultValue::Value("300"), Section::Capture),
@@ -201,7 +206,11 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn problem(&mut self, variable: &'static str, message: impl Into<String>) {
-        self.problems.push(Problem::new(variable, message));
+        // Sections share some variables (the tenant, the authority host): name each problem once.
+        let p = Problem::new(variable, message);
+        if !self.problems.contains(&p) {
+            self.problems.push(p);
+        }
     }
 
     pub(crate) fn required(&mut self, name: &'static str) -> Option<String> {
@@ -256,8 +265,8 @@ impl<'a> Reader<'a> {
 pub struct Config {
     /// Azure connection.
     pub azure: AzureConfig,
-    /// Webhook authentication.
-    pub auth: WebhookAuth,
+    /// Webhook authentication: keys, modes, Entra ID.
+    pub auth: AuthPolicy,
     /// Capture defaults.
     pub capture: CaptureDefaults,
     /// At most this many captures `queued` or `running`.
@@ -370,7 +379,9 @@ pub(crate) mod tests {
         assert_eq!(c.capture.time_limit_seconds, 300);
         assert_eq!(c.capture.bytes_per_session, 1_073_741_824);
         assert_eq!(c.max_records, 200);
-        assert!(matches!(&c.auth, WebhookAuth::Keys(k) if k.len() == 2));
+        assert!(matches!(&c.auth.keys, WebhookAuth::Keys(k) if k.len() == 2));
+        assert_eq!((c.auth.alerts, c.auth.routes), (AuthMode::Keys, AuthMode::Keys));
+        assert!(c.auth.entra.is_none());
         assert!(c.notify.target().is_none());
         assert!(c.problems().is_empty());
     }
