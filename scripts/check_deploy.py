@@ -284,6 +284,27 @@ def setup_checks():
 
     check("setup.sh FILES_ROLE=custom assigns the file-reader role on the account", custom_files_role)
 
+    def secure_webhook():
+        out = run_setup(["--dry-run"], {**env, "SECURE_WEBHOOK": "1"})
+        cmds = commands(out)
+        assert "az ad app create --display-name alert-packet-capture-webhook -o none" in cmds, cmds
+        roles = next(c for c in cmds if "--app-roles" in c)
+        assert '"value":"ActionGroupsSecureWebhook"' in roles and '"Application"' in roles, roles
+        assert "az ad sp create --id 461e8683-5575-4561-ac7f-899cc907d62a -o none" in cmds, cmds
+        grant = next(c for c in cmds if c.startswith("az rest --method POST"))
+        assert "/appRoleAssignments" in grant and '"appRoleId"' in grant, grant
+        patch = next(c for c in cmds if c.startswith("az rest --method PATCH"))
+        assert "actionGroups/apc-capture?api-version=2023-01-01" in patch, patch
+        assert '"useAadAuth":true' in patch and '"serviceUri":"https://apc.example.com/alerts"' in patch, patch
+        assert "code=" not in patch, "the secure receiver carries no key"
+        # The token receiver replaces the key one: the PATCH comes after the group's create.
+        assert cmds.index(patch) > next(i for i, c in enumerate(cmds) if c.startswith("az monitor action-group create"))
+        plain = commands(run_setup(["--dry-run"], env))
+        assert not any(c.startswith("az ad app") or c.startswith("az rest") for c in plain), "only when asked"
+
+    check("setup.sh SECURE_WEBHOOK=1 makes the app registration, its role grant and the token receiver",
+          secure_webhook)
+
     def without_url_no_action_group():
         out = run_setup(["--dry-run"], {"SUB": SUB})
         assert not any(c.startswith("az monitor") for c in commands(out)), out

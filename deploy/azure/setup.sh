@@ -20,6 +20,10 @@
 #   FILES_ROLE builtin (Storage Blob Data Reader, default) or custom (deploy/
 #              role-alert-packet-capture-files.json) for reading capture files
 #   OUT        folder for the generated secrets, mode 700 (default ./apc-secrets)
+#   SECURE_WEBHOOK  1: also the Entra ID ("secure") webhook — an app registration with an
+#              application id URI and the ActionGroupsSecureWebhook app role, that role given to
+#              Azure Monitor's action-group principal, and the action group's receiver switched
+#              to a token (needs APC_URL; set alerts_auth=keys+entra first, then entra)
 # The webhook key is read from $OUT/webhook-key, made there (openssl rand -hex 24) if missing.
 # Secrets are written to $OUT only, never printed.
 set -euo pipefail
@@ -28,7 +32,7 @@ dry_run=false
 case ${1:-} in
   --dry-run) dry_run=true ;;
   "") ;;
-  -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "setup.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
 esac
 
@@ -51,6 +55,7 @@ REGION=${REGION:-westus}
 SP_NAME=${SP_NAME:-alert-packet-capture}
 APC_URL=${APC_URL:-}
 FILES_ROLE=${FILES_ROLE:-builtin}
+SECURE_WEBHOOK=${SECURE_WEBHOOK:-}
 OUT=${OUT:-./apc-secrets}
 
 sub_scope=/subscriptions/$SUB
@@ -217,6 +222,37 @@ if [ -n "$APC_URL" ]; then
   run az monitor action-group create -g "$VM_RG" -n apc-capture --short-name apccapture \
     --action webhook apc "$APC_URL/alerts?code=${key:-<webhook key>}" usecommonalertschema -o none
   ag_id=$vm_rg_scope/providers/microsoft.insights/actionGroups/apc-capture
+  if [ "$SECURE_WEBHOOK" = 1 ]; then
+    say "7b. secure webhook: app registration, app role, role for Azure Monitor's action groups"
+    ag_app=461e8683-5575-4561-ac7f-899cc907d62a
+    role_value=ActionGroupsSecureWebhook
+    hook_app=$(lookup az ad app list --display-name "$SP_NAME-webhook" --query '[0].appId' -o tsv)
+    if [ -z "$hook_app" ]; then
+      run az ad app create --display-name "$SP_NAME-webhook" -o none
+      hook_app=$(lookup az ad app list --display-name "$SP_NAME-webhook" --query '[0].appId' -o tsv)
+    fi
+    hook_app=${hook_app:-<webhook app id>}
+    run az ad app update --id "$hook_app" --identifier-uris "api://$hook_app"
+    role_id=$(lookup az ad app show --id "$hook_app" --query "appRoles[?value=='$role_value'].id | [0]" -o tsv)
+    if [ -z "$role_id" ]; then
+      role_id=$(cat /proc/sys/kernel/random/uuid)
+      run az ad app update --id "$hook_app" --app-roles "[{\"allowedMemberTypes\":[\"Application\"],\"description\":\"Azure Monitor action groups may call the capture webhook\",\"displayName\":\"$role_value\",\"id\":\"$role_id\",\"isEnabled\":true,\"value\":\"$role_value\"}]"
+    fi
+    [ -n "$(lookup az ad sp show --id "$hook_app" --query id -o tsv)" ] || run az ad sp create --id "$hook_app" -o none
+    [ -n "$(lookup az ad sp show --id "$ag_app" --query id -o tsv)" ] || run az ad sp create --id "$ag_app" -o none
+    hook_sp=$(lookup az ad sp show --id "$hook_app" --query id -o tsv); hook_sp=${hook_sp:-<webhook principal id>}
+    ag_sp=$(lookup az ad sp show --id "$ag_app" --query id -o tsv); ag_sp=${ag_sp:-<action-group principal id>}
+    graph=https://graph.microsoft.com/v1.0/servicePrincipals/$ag_sp/appRoleAssignments
+    if [ -z "$(lookup az rest --method GET --uri "$graph" --query "value[?resourceId=='$hook_sp'].id | [0]" -o tsv)" ]; then
+      run az rest --method POST --uri "$graph" --headers Content-Type=application/json \
+        --body "{\"principalId\":\"$ag_sp\",\"resourceId\":\"$hook_sp\",\"appRoleId\":\"$role_id\"}" -o none
+    fi
+    hook_object=$(lookup az ad app show --id "$hook_app" --query id -o tsv); hook_object=${hook_object:-<webhook app object id>}
+    tenant_id=$(lookup az account show --query tenantId -o tsv); tenant_id=${tenant_id:-<tenant id>}
+    # The receiver without the key: Azure Monitor sends an Entra ID token for api://$hook_app.
+    run az rest --method PATCH --uri "https://management.azure.com$ag_id?api-version=2023-01-01" \
+      --headers Content-Type=application/json --body "{\"properties\":{\"webhookReceivers\":[{\"name\":\"apc\",\"serviceUri\":\"$APC_URL/alerts\",\"useCommonAlertSchema\":true,\"useAadAuth\":true,\"objectId\":\"$hook_object\",\"identifierUri\":\"api://$hook_app\",\"tenantId\":\"$tenant_id\"}]}}" -o none
+  fi
   if [ -n "$VM_NAME" ]; then
     say "8. metric alert on $VM_NAME: Network Out Total above 2 GB in 5 minutes"
     vm_id=$vm_rg_scope/providers/Microsoft.Compute/virtualMachines/$VM_NAME
@@ -242,3 +278,7 @@ printf '  azure_client_secret  the "password" in %s/service-principal.json\n' "$
 printf '  webhook_keys         the key in %s/webhook-key\n' "$OUT"
 printf '  storage_account_id   %s\n' "$st_id"
 printf '  allowed_scopes       %s\n' "$vm_rg_scope"
+if [ "$SECURE_WEBHOOK" = 1 ] && [ -n "$APC_URL" ]; then
+  printf '  alerts_auth          entra (keys+entra while an action group still sends the key)\n'
+  printf '  entra_audience       api://%s\n' "$hook_app"
+fi
