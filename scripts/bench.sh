@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Full-size reliability runs (issue 4) and per-store costs (issue 9): builds the release
-# component, then runs crates/test-host/examples/apc-bench.rs and apc-stores.rs (optimised)
-# against it and prints their tables.
+# Full-size reliability runs (issue 4), per-store costs (issue 9) and capture-summary throughput
+# (issue 10): builds the release component, then runs crates/test-host/examples/apc-bench.rs
+# and apc-stores.rs (optimised) against it and prints their tables.
 # Sizes: APC_BENCH_STORM, APC_BENCH_ALERTS, APC_BENCH_VMS, APC_BENCH_SOAK, APC_BENCH_RECORDS,
 # APC_BENCH_SEED (see the example's header). Everything runs on 127.0.0.1.
 set -euo pipefail
@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 cargo build --target wasm32-wasip2 --release
 # The baseline of the per-store table: the smallest Spin component, on the same hosts.
-cargo build --target wasm32-wasip2 --release -p trivial-component
+if [ "${APC_BENCH_ONLY:-}" != summary ]; then
+  cargo build --target wasm32-wasip2 --release -p trivial-component
+fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 export APC_WASM="${APC_WASM:-$PWD/target/wasm32-wasip2/release/alert_packet_capture.wasm}"
 # The wasm above was built in the default target dir unless CARGO_TARGET_DIR was set.
@@ -18,7 +20,8 @@ if [ ! -f "$APC_WASM" ] && [ -f "$target_dir/wasm32-wasip2/release/alert_packet_
 fi
 export APC_TRIVIAL_WASM="${APC_TRIVIAL_WASM:-$(dirname "$APC_WASM")/trivial_component.wasm}"
 start=$(date +%s)
-# APC_BENCH_ONLY=stores runs only the per-store table, =reliability only the first one.
+# APC_BENCH_ONLY=stores runs only the per-store table, =reliability only the first one,
+# =summary only the capture-summary section (issue 10: MiB/s and peak memory of an 8 MiB file).
 if [ "${APC_BENCH_ONLY:-}" != stores ]; then
   cargo run --release -p test-host --example apc-bench
 fi
@@ -26,7 +29,7 @@ fi
 # KV operations and writes per request beside issue 9's budgets, and requests/s of the
 # duplicate and new-alert paths beside the trivial component on the same hosts. Needs redis-server
 # (scripts/test.sh installs it). Sizes: APC_STORES_DUPLICATES, APC_STORES_NEW, APC_STORES_PARALLEL.
-if [ "${APC_BENCH_ONLY:-}" != reliability ]; then
+if [ "${APC_BENCH_ONLY:-}" != reliability ] && [ "${APC_BENCH_ONLY:-}" != summary ]; then
   cargo run --release -p test-host --example apc-stores
 fi
 echo

@@ -230,22 +230,30 @@ pub fn capture_file(scenario: Scenario, start_unix: i64) -> Vec<u8> {
 }
 
 /// The file of `scenario` played again and again (each round later than the last, so time
-/// only moves forward) for as many whole rounds as fit in `max_bytes` (at least one): a large
-/// capture of a known shape, for benchmarks.
+/// only moves forward), cut after the last whole packet record that fits in `max_bytes` (at
+/// least one round): a large capture of a known shape, for benchmarks.
 pub fn scaled_capture_file(scenario: Scenario, start_unix: i64, max_bytes: usize) -> Vec<u8> {
     let mut w = Writer::new(start_unix);
-    let mut round = 0usize;
-    loop {
-        let before = w.out.len();
+    play(&mut w, scenario);
+    w.out.reserve(max_bytes.saturating_sub(w.out.len()));
+    // Every scenario has packets; an empty round would never fill the file.
+    let mut more = w.out.len() > 24;
+    while more {
+        let mut at = w.out.len();
         play(&mut w, scenario);
-        if round == 0 {
-            round = w.out.len() - before;
-            w.out.reserve(max_bytes.saturating_sub(w.out.len()));
+        let played = w.out.len();
+        // Keep the records that fit whole; stop at the first that does not.
+        while let Some(header) = w.out.get(at + 8..at + 12) {
+            let caplen = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            if at + 16 + caplen > max_bytes {
+                break;
+            }
+            at += 16 + caplen;
         }
-        if round == 0 || w.out.len() + round > max_bytes {
-            return w.out;
-        }
+        w.out.truncate(at);
+        more = at == played;
     }
+    w.out
 }
 
 /// The same packets as `classic` (a file of this module: little-endian pcap, microseconds) as
@@ -481,13 +489,24 @@ mod tests {
     }
 
     #[test]
-    fn a_scaled_file_is_whole_rounds_of_the_scenario() {
+    fn a_scaled_file_is_the_scenario_again_and_again_in_whole_records() {
         let one = capture_file(Scenario::HeavyTalker, 1_700_000_000);
-        let round = one.len() - 24;
         let big = scaled_capture_file(Scenario::HeavyTalker, 1_700_000_000, 1 << 20);
-        assert!(big.len() <= 1 << 20 && big.len() + round > 1 << 20, "{}", big.len());
-        assert_eq!((big.len() - 24) % round, 0);
+        // Within one largest record (16 + 1,454 bytes) of the limit, not over it.
+        assert!(big.len() <= 1 << 20 && big.len() > (1 << 20) - 1470, "{}", big.len());
         assert_eq!(&big[..one.len()], &one[..]);
+        // Whole records to the end, times never going back.
+        let (mut at, mut last, mut records) = (24, 0u64, 0);
+        while at < big.len() {
+            let word = |i: usize| u64::from(u32::from_le_bytes(big[at + i..at + i + 4].try_into().unwrap()));
+            let t = word(0) * 1_000_000 + word(4);
+            assert!(t >= last);
+            last = t;
+            at += 16 + word(8) as usize;
+            records += 1;
+        }
+        assert_eq!(at, big.len());
+        assert!(records > 700, "{records}");
         // Too small for one round: one round all the same.
         assert_eq!(scaled_capture_file(Scenario::SynFlood, 0, 10), capture_file(Scenario::SynFlood, 0));
     }
