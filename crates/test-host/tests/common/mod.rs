@@ -131,7 +131,11 @@ pub fn variables(emu: &Emulator, sink: &Sink, extra: &[(&str, &str)]) -> HashMap
         ("azure_client_id", azure_emulator::DEFAULT_CLIENT_ID.to_string()),
         ("azure_client_secret", azure_emulator::DEFAULT_CLIENT_SECRET.to_string()),
         ("azure_authority_host", base.clone()),
-        ("azure_arm_endpoint", base),
+        ("azure_arm_endpoint", base.clone()),
+        // Storage on the emulator too: a capture's Azure-style storagePath
+        // (https://capstore.blob.core.windows.net/…) is then a foreign host, never called, so no
+        // test reaches for the Internet (tests/capture_summary.rs puts the paths on the emulator).
+        ("storage_blob_host", base),
         ("webhook_keys", KEY.to_string()),
         ("storage_account_id", storage_id()),
         ("notify_url", sink.url.clone()),
