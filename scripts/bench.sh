@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Full-size reliability runs (issue 4), per-store costs and the platforms at full size (issue 9):
-# builds the release component, then runs crates/test-host/examples/apc-bench.rs and
-# apc-stores.rs (optimised) and tests/platforms.rs at full size against it, and prints their
-# tables.
+# Full-size reliability runs (issue 4), per-store costs and the platforms at full size (issue 9),
+# capture-summary throughput (issue 10): builds the release component, then runs
+# crates/test-host/examples/apc-bench.rs and apc-stores.rs (optimised) and tests/platforms.rs at
+# full size against it, and prints their tables.
 # Sizes: APC_BENCH_STORM, APC_BENCH_ALERTS, APC_BENCH_VMS, APC_BENCH_SOAK, APC_BENCH_RECORDS,
 # APC_BENCH_SEED (see the example's header). Everything runs on 127.0.0.1.
 set -euo pipefail
@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 cargo build --target wasm32-wasip2 --release
 # The baseline of the per-store table: the smallest Spin component, on the same hosts.
-cargo build --target wasm32-wasip2 --release -p trivial-component
+if [ "${APC_BENCH_ONLY:-}" != summary ]; then
+  cargo build --target wasm32-wasip2 --release -p trivial-component
+fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 export APC_WASM="${APC_WASM:-$PWD/target/wasm32-wasip2/release/alert_packet_capture.wasm}"
 # The wasm above was built in the default target dir unless CARGO_TARGET_DIR was set.
@@ -19,9 +21,10 @@ if [ ! -f "$APC_WASM" ] && [ -f "$target_dir/wasm32-wasip2/release/alert_packet_
 fi
 export APC_TRIVIAL_WASM="${APC_TRIVIAL_WASM:-$(dirname "$APC_WASM")/trivial_component.wasm}"
 start=$(date +%s)
-# APC_BENCH_ONLY=reliability|stores|platforms runs only that section.
+# APC_BENCH_ONLY=reliability|stores|platforms|summary runs only that section (summary: issue
+# 10's MiB/s and peak memory of an 8 MiB file, in apc-bench).
 want() { [ -z "${APC_BENCH_ONLY:-}" ] || [ "$APC_BENCH_ONLY" = "$1" ]; }
-if want reliability; then
+if want reliability || want summary; then
   cargo run --release -p test-host --example apc-bench
 fi
 # Per store (in memory strict, a real redis-server with 3 replicas, Akamai-like): Azure calls,

@@ -4,7 +4,8 @@
 //!
 //! - A capture whose `storageLocation.storageId` names an account has its file at
 //!   `{account}/network-watcher-logs/{path}` once it has stopped (before: `404 BlobNotFound`);
-//!   the file is [`crate::pcap::capture_file`] of the capture's scenario and start time.
+//!   the file is [`crate::pcap::capture_file`] of the capture's scenario and start time, or the
+//!   bytes a test set with [`crate::Emulator::set_capture_file_override`].
 //! - Reads are authorised by a bearer token issued for the Storage audience
 //!   (`https://storage.azure.com/.default`; an ARM token is refused) with `x-ms-version`, or by a
 //!   user-delegation SAS signed with a key this emulator issued. The SAS check is this module's
@@ -13,6 +14,8 @@
 //!   past the end: `416 InvalidRange`.
 //! - [`crate::ArmModes::storage_denied`]: every read and key request answers
 //!   `403 AuthorizationPermissionMismatch`, as Storage does without a data-plane role.
+
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -136,18 +139,10 @@ pub(crate) fn get_blob(inner: &Inner, account: &str, container: &str, blob: &str
             .max_by_key(|c| c.created_at)
             .and_then(|c| {
                 // Network Watcher uploads the file when the capture has stopped.
-                (c.status_at(now).status == "Stopped").then(|| {
-                    let scenario = st.scenarios.get(&c.name.to_ascii_lowercase()).copied().unwrap_or_default();
-                    pcap::capture_file(scenario, c.start_at.unix_timestamp())
-                })
+                (c.status_at(now).status == "Stopped").then(|| file_of(&st, &c.name, c.start_at))
             })
-            .or_else(|| {
-                // A deleted capture's file stays in storage.
-                st.kept_files.get(&key).map(|(name, start)| {
-                    let scenario = st.scenarios.get(&name.to_ascii_lowercase()).copied().unwrap_or_default();
-                    pcap::capture_file(scenario, start.unix_timestamp())
-                })
-            })
+            // A deleted capture's file stays in storage.
+            .or_else(|| st.kept_files.get(&key).map(|(name, start)| file_of(&st, name, *start)))
     };
     let Some(file) = file else {
         return error(inner, 404, "BlobNotFound", "The specified blob does not exist.");
@@ -161,11 +156,11 @@ pub(crate) fn get_blob(inner: &Inner, account: &str, container: &str, blob: &str
             .with_header("x-ms-version", SAS_VERSION)
     };
     let Some(range) = range else {
-        return base(200, file);
+        return base(200, file.to_vec());
     };
     let Some((start, end)) = parse_range(range) else {
         // Storage ignores a range it cannot read and answers the whole blob.
-        return base(200, file);
+        return base(200, file.to_vec());
     };
     if start >= total {
         return error(
@@ -179,6 +174,16 @@ pub(crate) fn get_blob(inner: &Inner, account: &str, container: &str, blob: &str
     let end = end.unwrap_or(u64::MAX).min(total - 1);
     let body = file[start as usize..=end as usize].to_vec();
     base(206, body).with_header("Content-Range", format!("bytes {start}-{end}/{total}"))
+}
+
+/// Capture `name`'s file: its override if a test set one, else its scenario's file.
+fn file_of(st: &State, name: &str, start: OffsetDateTime) -> Arc<Vec<u8>> {
+    let name = name.to_ascii_lowercase();
+    if let Some(bytes) = st.file_overrides.get(&name) {
+        return bytes.clone();
+    }
+    let scenario = st.scenarios.get(&name).copied().unwrap_or_default();
+    Arc::new(pcap::capture_file(scenario, start.unix_timestamp()))
 }
 
 /// `bytes=a-b` or `bytes=a-` (one range; `b` below `a` is not a range).

@@ -560,6 +560,18 @@ impl Emulator {
         self.inner.lock().scenarios.insert(name.to_ascii_lowercase(), scenario);
     }
 
+    /// Serve exactly `bytes` as capture `name`'s file (once it has stopped), instead of its
+    /// scenario's: a corrupt, truncated, empty or pcapng file, or a large one. `None` restores
+    /// the scenario's file.
+    pub fn set_capture_file_override(&self, name: &str, bytes: Option<Vec<u8>>) {
+        let mut st = self.inner.lock();
+        let key = name.to_ascii_lowercase();
+        match bytes {
+            Some(b) => st.file_overrides.insert(key, std::sync::Arc::new(b)),
+            None => st.file_overrides.remove(&key),
+        };
+    }
+
     /// Answer Blob reads and user delegation keys `403 AuthorizationPermissionMismatch`.
     pub fn set_storage_denied(&self, denied: bool) {
         self.update_modes(|m| m.storage_denied = denied);

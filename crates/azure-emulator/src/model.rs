@@ -261,6 +261,9 @@ pub(crate) struct State {
     pub delegation_keys: Vec<DelegationKey>,
     /// Traffic scenario per capture name (lower-case); others get the default.
     pub scenarios: HashMap<String, crate::pcap::Scenario>,
+    /// Exact file bytes per capture name (lower-case), served instead of its scenario's file:
+    /// corrupt, truncated, empty or pcapng files, or a large one.
+    pub file_overrides: HashMap<String, std::sync::Arc<Vec<u8>>>,
     /// Files of deleted captures: blob key → (capture name, capture start). Deleting a capture
     /// resource leaves its uploaded file in storage, as in Azure.
     pub kept_files: HashMap<String, (String, OffsetDateTime)>,
@@ -294,6 +297,7 @@ impl State {
             storage_tokens: HashMap::new(),
             delegation_keys: Vec::new(),
             scenarios: HashMap::new(),
+            file_overrides: HashMap::new(),
             kept_files: HashMap::new(),
             vms: BTreeMap::new(),
             watchers: BTreeMap::new(),

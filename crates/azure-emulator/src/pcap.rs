@@ -225,14 +225,168 @@ fn checksum(parts: &[&[u8]]) -> u16 {
 /// The pcap file of `scenario` for a capture that started at `start_unix`.
 pub fn capture_file(scenario: Scenario, start_unix: i64) -> Vec<u8> {
     let mut w = Writer::new(start_unix);
-    match scenario {
-        Scenario::HeavyTalker => heavy_talker(&mut w),
-        Scenario::SynFlood => syn_flood(&mut w),
-        Scenario::PortScan => port_scan(&mut w),
-        Scenario::Retransmissions => retransmissions(&mut w),
-        Scenario::Ipv6 => ipv6(&mut w),
+    play(&mut w, scenario);
+    w.out
+}
+
+/// The file of `scenario` played again and again (each round later than the last, so time
+/// only moves forward), cut after the last whole packet record that fits in `max_bytes` (at
+/// least one round): a large capture of a known shape, for benchmarks.
+pub fn scaled_capture_file(scenario: Scenario, start_unix: i64, max_bytes: usize) -> Vec<u8> {
+    let mut w = Writer::new(start_unix);
+    play(&mut w, scenario);
+    w.out.reserve(max_bytes.saturating_sub(w.out.len()));
+    // Every scenario has packets; an empty round would never fill the file.
+    let mut more = w.out.len() > 24;
+    while more {
+        let mut at = w.out.len();
+        play(&mut w, scenario);
+        let played = w.out.len();
+        // Keep the records that fit whole; stop at the first that does not.
+        while let Some(header) = w.out.get(at + 8..at + 12) {
+            let caplen = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            if at + 16 + caplen > max_bytes {
+                break;
+            }
+            at += 16 + caplen;
+        }
+        w.out.truncate(at);
+        more = at == played;
     }
     w.out
+}
+
+/// The same packets as `classic` (a file of this module: little-endian pcap, microseconds) as
+/// pcapng: a section header, one Ethernet interface (default microsecond resolution) and an
+/// enhanced packet block per packet. What is not a whole record at the end is dropped.
+pub fn to_pcapng(classic: &[u8]) -> Vec<u8> {
+    fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+        let padded = body.len().div_ceil(4) * 4;
+        let total = u32::try_from(12 + padded).unwrap_or(u32::MAX);
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&total.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len() + padded - body.len(), 0);
+        out.extend_from_slice(&total.to_le_bytes());
+    }
+    let u32_at = |at: usize| classic.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let mut out = Vec::with_capacity(classic.len() + classic.len() / 8);
+    // Section header: byte-order magic, version 1.0, section length unknown.
+    let mut shb = Vec::with_capacity(16);
+    shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut out, 0x0a0d_0d0a, &shb);
+    // Interface 0: Ethernet, the classic file's snap length.
+    let mut idb = Vec::with_capacity(8);
+    idb.extend_from_slice(&1u16.to_le_bytes());
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&u32_at(16).unwrap_or(65_535).to_le_bytes());
+    block(&mut out, 1, &idb);
+    let mut at = 24;
+    while let (Some(secs), Some(usecs), Some(caplen), Some(len)) =
+        (u32_at(at), u32_at(at + 4), u32_at(at + 8), u32_at(at + 12))
+    {
+        let Some(data) = classic.get(at + 16..at + 16 + caplen as usize) else { break };
+        let ts = u64::from(secs) * 1_000_000 + u64::from(usecs);
+        let mut epb = Vec::with_capacity(20 + data.len());
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ts as u32).to_le_bytes());
+        epb.extend_from_slice(&caplen.to_le_bytes());
+        epb.extend_from_slice(&len.to_le_bytes());
+        epb.extend_from_slice(data);
+        block(&mut out, 6, &epb);
+        at += 16 + data.len();
+    }
+    out
+}
+
+fn play(w: &mut Writer, scenario: Scenario) {
+    match scenario {
+        Scenario::HeavyTalker => heavy_talker(w),
+        Scenario::SynFlood => syn_flood(w),
+        Scenario::PortScan => port_scan(w),
+        Scenario::Retransmissions => retransmissions(w),
+        Scenario::Ipv6 => ipv6(w),
+    }
+}
+
+/// What a scenario's file holds, worked out by hand from its definition above: what a summary
+/// of it must say. Shared by the native tests (apc-core) and the ones through the `.wasm`
+/// (test-host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// The address with the most bytes.
+    pub top_talker: &'static str,
+    /// The top conversation's two ends (`address:port`), initiator first; the second is a
+    /// prefix (the port scan's top conversation is to one of three ports).
+    pub conversation: (&'static str, &'static str),
+    /// The top destination port (any of these, when they tie).
+    pub top_port: &'static [u16],
+    /// TCP SYNs (without ACK).
+    pub syn: u64,
+    /// TCP SYN-ACKs.
+    pub syn_ack: u64,
+    /// TCP resets.
+    pub rst: u64,
+    /// SYNs never answered, where the scenario makes that unambiguous.
+    pub syn_unanswered: Option<u64>,
+    /// Retransmitted segments and zero-window advertisements, where the scenario has them.
+    pub retransmissions_and_zero_windows: Option<(u64, u64)>,
+    /// A piece of the headline (one line naming the story).
+    pub headline: &'static str,
+}
+
+impl Scenario {
+    /// What this scenario's file holds ([`Facts`]).
+    pub fn facts(self) -> Facts {
+        let one_connection = |top_talker, conversation, headline| Facts {
+            top_talker,
+            conversation,
+            top_port: &[443],
+            syn: 1,
+            syn_ack: 1,
+            rst: 0,
+            syn_unanswered: None,
+            retransmissions_and_zero_windows: None,
+            headline,
+        };
+        match self {
+            Scenario::HeavyTalker => {
+                one_connection("10.0.0.4", ("10.0.0.4:50000", "203.0.113.9:443"), "203.0.113.9:443")
+            }
+            Scenario::SynFlood => Facts {
+                top_talker: "10.0.0.4",
+                conversation: ("198.51.100.1:40000", "10.0.0.4:22"),
+                top_port: &[22],
+                syn: 300,
+                syn_ack: 10,
+                rst: 0,
+                syn_unanswered: Some(290),
+                retransmissions_and_zero_windows: None,
+                headline: "300 SYNs to 10.0.0.4:22 from 300 sources",
+            },
+            Scenario::PortScan => Facts {
+                top_talker: "10.0.0.4",
+                // The three open ports answered: their conversations are the largest.
+                conversation: ("203.0.113.50:61000", "10.0.0.4:"),
+                top_port: &[22, 53, 80],
+                syn: 100,
+                syn_ack: 3,
+                rst: 100,
+                syn_unanswered: None,
+                retransmissions_and_zero_windows: None,
+                headline: "port scan: 203.0.113.50 tried 100 ports on 10.0.0.4",
+            },
+            Scenario::Retransmissions => Facts {
+                retransmissions_and_zero_windows: Some((10, 3)),
+                ..one_connection("10.0.0.4", ("10.0.0.4:51000", "10.0.0.5:443"), "retransmi")
+            },
+            Scenario::Ipv6 => one_connection("2001:db8::4", ("2001:db8::4:50100", "2001:db8::9:443"), "2001:db8::9"),
+        }
+    }
 }
 
 fn heavy_talker(w: &mut Writer) {
@@ -332,6 +486,53 @@ mod tests {
     fn checksum_matches_rfc1071_example() {
         // RFC 1071 section 3: 0001 f203 f4f5 f6f7 sums to ddf2; the checksum is its complement.
         assert_eq!(checksum(&[&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]]), !0xddf2);
+    }
+
+    #[test]
+    fn a_scaled_file_is_the_scenario_again_and_again_in_whole_records() {
+        let one = capture_file(Scenario::HeavyTalker, 1_700_000_000);
+        let big = scaled_capture_file(Scenario::HeavyTalker, 1_700_000_000, 1 << 20);
+        // Within one largest record (16 + 1,454 bytes) of the limit, not over it.
+        assert!(big.len() <= 1 << 20 && big.len() > (1 << 20) - 1470, "{}", big.len());
+        assert_eq!(&big[..one.len()], &one[..]);
+        // Whole records to the end, times never going back.
+        let (mut at, mut last, mut records) = (24, 0u64, 0);
+        while at < big.len() {
+            let word = |i: usize| u64::from(u32::from_le_bytes(big[at + i..at + i + 4].try_into().unwrap()));
+            let t = word(0) * 1_000_000 + word(4);
+            assert!(t >= last);
+            last = t;
+            at += 16 + word(8) as usize;
+            records += 1;
+        }
+        assert_eq!(at, big.len());
+        assert!(records > 700, "{records}");
+        // Too small for one round: one round all the same.
+        assert_eq!(scaled_capture_file(Scenario::SynFlood, 0, 10), capture_file(Scenario::SynFlood, 0));
+    }
+
+    #[test]
+    fn pcapng_holds_every_packet_of_the_classic_file() {
+        let classic = capture_file(Scenario::SynFlood, 1_700_000_000);
+        let ng = to_pcapng(&classic);
+        assert_eq!(&ng[..4], &[0x0a, 0x0d, 0x0d, 0x0a]);
+        // Walk the blocks: 1 section header, 1 interface, one packet per SYN and SYN-ACK.
+        let (mut at, mut kinds) = (0, Vec::new());
+        while at < ng.len() {
+            let kind = u32::from_le_bytes(ng[at..at + 4].try_into().unwrap());
+            let len = u32::from_le_bytes(ng[at + 4..at + 8].try_into().unwrap()) as usize;
+            assert_eq!(len % 4, 0);
+            assert_eq!(ng[at + len - 4..at + len], ng[at + 4..at + 8], "trailing length");
+            kinds.push(kind);
+            at += len;
+        }
+        assert_eq!(kinds[..2], [0x0a0d_0d0a, 1]);
+        assert_eq!(kinds[2..].iter().filter(|k| **k == 6).count(), 310);
+        // The first packet (after the 28-byte section header and 20-byte interface block):
+        // its time in microseconds, split high/low.
+        let ts = (u64::from(u32::from_le_bytes(ng[60..64].try_into().unwrap())) << 32)
+            | u64::from(u32::from_le_bytes(ng[64..68].try_into().unwrap()));
+        assert_eq!(ts, 1_700_000_000_000_500);
     }
 
     #[test]

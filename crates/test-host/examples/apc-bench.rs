@@ -3,12 +3,15 @@
 //!
 //! Sizes come from the environment: `APC_BENCH_STORM` (deliveries of one alert, default 1000),
 //! `APC_BENCH_ALERTS`/`APC_BENCH_VMS` (fault run, 200/50), `APC_BENCH_SOAK` (10000),
-//! `APC_BENCH_RECORDS` (soak max_records, 200), `APC_BENCH_SEED`.
+//! `APC_BENCH_RECORDS` (soak max_records, 200), `APC_BENCH_SEED`, `APC_BENCH_SUMMARY_RUNS` (11).
+//! `APC_BENCH_ONLY=summary` runs only the capture-summary section (issue 10).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use azure_emulator::pcap::Scenario;
 
 use common::scenarios::*;
 use common::*;
@@ -82,7 +85,90 @@ fn costs() {
     row("handler's own share of a warm alert", format!("{:.0} %", 100.0 * (alert_ms - host_ms).max(0.0) / alert_ms));
 }
 
+/// One capture whose file is `file`, summarised by the `.wasm` in the poll that finishes it:
+/// (bytes the summary read, wall time of that poll, its instance's peak linear memory, a note
+/// when reading stopped early).
+fn summary_poll(file: &[u8]) -> (u64, Duration, u64, Option<String>) {
+    let w = World::build(1, repo_root().join("spin.toml"), |base| {
+        vec![
+            ("storage_blob_host".to_string(), base.to_string()),
+            (
+                "storage_account_id".to_string(),
+                format!(
+                    "/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Storage/storageAccounts/pcstore"
+                ),
+            ),
+        ]
+    });
+    w.emu.set_emulator_storage_paths(true);
+    let (r, v) = w.alert(&classic_alert("vm-1", "bench-summary"));
+    assert_eq!(r.status, 202, "{v}");
+    w.emu.set_capture_file_override(&first_capture(&v), Some(file.to_vec()));
+    w.advance(400);
+    let t = Instant::now();
+    let poll = w.send(Request::post("/poll", Vec::new()));
+    let elapsed = t.elapsed();
+    assert_eq!(poll.status, 200, "{}", poll.text());
+    let n = w.sink.delivered().pop().expect("the poll that finished the capture notified it");
+    let s = &n["traffic_summary"];
+    let seen = s["file"]["bytes_seen"].as_u64().unwrap_or_else(|| panic!("no summary: {n}"));
+    let note = n["capture"]["summary_note"].as_str().map(str::to_string);
+    (seen, elapsed, poll.stats.peak_memory_bytes, note)
+}
+
+/// Summary throughput and memory (issue 10): an 8 MiB capture against a tiny one, each
+/// summarised in the poll that finishes it, `APC_BENCH_SUMMARY_RUNS` times (median).
+fn summary() {
+    let runs = env("APC_BENCH_SUMMARY_RUNS", 11).max(1);
+    let big = azure_emulator::pcap::scaled_capture_file(Scenario::HeavyTalker, 1_700_000_000, 8 * 1024 * 1024);
+    // The same traffic, one round of it (297 KiB).
+    let tiny = azure_emulator::pcap::capture_file(Scenario::HeavyTalker, 1_700_000_000);
+    println!(
+        "\n## Capture summary: the poll that finishes a capture reads and summarises its file ({runs} runs, median)\n"
+    );
+    println!("| {:<58} | {:>28} |", "measure", "value");
+    println!("|{}|{}|", "-".repeat(60), "-".repeat(30));
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let mut measured = Vec::new();
+    for file in [&big, &tiny] {
+        let label = format!("{} KiB", file.len() / 1024);
+        let mut polls: Vec<(u64, Duration, u64, Option<String>)> = (0..runs).map(|_| summary_poll(file)).collect();
+        polls.sort_by_key(|p| p.1);
+        let (seen, time, memory, note) = polls[polls.len() / 2].clone();
+        let peak = polls.iter().map(|p| p.2).max().unwrap_or(0);
+        row(&format!("{label} file: bytes read of file size"), format!("{seen} of {}", file.len()));
+        row(&format!("{label} file: poll wall time (ms)"), format!("{:.1}", time.as_secs_f64() * 1000.0));
+        row(
+            &format!("{label} file: MiB/s (bytes read / poll wall time)"),
+            format!("{:.1}", mib(seen) / time.as_secs_f64()),
+        );
+        row(
+            &format!("{label} file: peak linear memory (MiB, median / max)"),
+            format!("{:.2} / {:.2}", mib(memory), mib(peak)),
+        );
+        if let Some(note) = note {
+            row(&format!("{label} file: reading stopped early"), note);
+        }
+        measured.push((seen, time));
+    }
+    let ((big_seen, big_t), (tiny_seen, tiny_t)) = (measured[0], measured[1]);
+    let extra = big_t.saturating_sub(tiny_t).as_secs_f64();
+    if extra > 0.0 {
+        row(
+            "summary work alone: MiB/s (extra bytes / extra poll time)",
+            format!("{:.1}", mib(big_seen - tiny_seen) / extra),
+        );
+    }
+    let wasm = wasm_path();
+    let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
+    row(".wasm size (bytes, MiB)", format!("{size}, {:.3}", size as f64 / 1048576.0));
+}
+
 fn main() {
+    if std::env::var("APC_BENCH_ONLY").is_ok_and(|v| v == "summary") {
+        summary();
+        return;
+    }
     let storm = env("APC_BENCH_STORM", 1000);
     let alerts = env("APC_BENCH_ALERTS", 200);
     let vms = env("APC_BENCH_VMS", 50);
@@ -166,4 +252,5 @@ fn main() {
     row("wall time (s)", format!("{:.1}", s.elapsed.as_secs_f64()));
 
     costs();
+    summary();
 }

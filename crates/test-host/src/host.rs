@@ -144,6 +144,9 @@ pub struct RequestStats {
     pub kv: KvCounts,
     /// Outbound HTTP calls its instance attempted (denied ones included).
     pub outbound: u64,
+    /// The instance's linear memory at its end, in bytes: every memory's initial size plus its
+    /// growth. Linear memory never shrinks, so this is the request's peak.
+    pub peak_memory_bytes: u64,
 }
 
 /// The component's answer, body collected whole.
@@ -183,6 +186,24 @@ struct InstanceState {
     table: ResourceTable,
     hooks: OutboundHooks,
     spin: SpinState,
+    memory: MemoryMeter,
+}
+
+/// Counts the linear memory an instance has: wasmtime asks the limiter before it creates a
+/// memory (from 0 to its initial size) and before every `memory.grow`. Allows everything.
+struct MemoryMeter {
+    bytes: Arc<AtomicU64>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryMeter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.bytes.fetch_add(desired.saturating_sub(current) as u64, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl WasiView for InstanceState {
@@ -365,10 +386,12 @@ impl Host {
         let request_id = shared.next_request.fetch_add(1, Ordering::SeqCst);
         let counters = Arc::new(Counters::default());
         let outbound = Arc::new(AtomicU64::new(0));
+        let memory = Arc::new(AtomicU64::new(0));
         let stats = |counters: &Counters, outbound: &AtomicU64| RequestStats {
             request_id,
             kv: counters.snapshot(),
             outbound: outbound.load(Ordering::SeqCst),
+            peak_memory_bytes: memory.load(Ordering::SeqCst),
         };
 
         let path = request.path_and_query.split('?').next().unwrap_or_default().to_string();
@@ -404,8 +427,10 @@ impl Host {
                 kv_labels: shared.kv_labels.clone(),
                 variables: shared.component_variables.clone(),
             },
+            memory: MemoryMeter { bytes: memory.clone() },
         };
         let mut store = Store::new(shared.pre.engine(), state);
+        store.limiter(|s| &mut s.memory);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
