@@ -237,7 +237,7 @@ fn storm_answers(platform: &Platform) -> (Fleet, String) {
         // Best effort (docs/STATE.md): extra PUTs, if any, met the same name (asserted above).
         assert!(puts >= 1);
     } else {
-        assert!((1..=3).contains(&puts), "{puts} PUTs: the create claim keeps a storm to a few");
+        assert!((1..=STORM_PUTS_AT_MOST).contains(&puts), "{puts} PUTs: the create claim keeps a storm to a few");
     }
     let id = ids.into_iter().next().unwrap_or_default();
     (f, id)
@@ -292,7 +292,7 @@ fn fifty_alerts_on_one_record(platform: &Platform) -> Fleet {
     assert_eq!(f.emu.captures().len(), 1, "one Azure capture");
     assert_eq!(put_names(&f.emu).len(), 1);
     if !is_akamai(platform) {
-        assert!(f.calls(routes::CAPTURE_PUT) <= 3, "{} PUTs", f.calls(routes::CAPTURE_PUT));
+        assert!(f.calls(routes::CAPTURE_PUT) <= STORM_PUTS_AT_MOST, "{} PUTs", f.calls(routes::CAPTURE_PUT));
     }
 
     // A few polls inside the window (the capture runs 300 s).

@@ -307,7 +307,7 @@ fn real_redis_with_three_replicas_makes_one_capture_from_a_storm_of_one_alert() 
     assert_eq!(started + duplicates, 30);
     assert!(started >= 1, "({started}, {duplicates})");
     assert_eq!(ids.len(), 1, "{ids:?}");
-    assert!((1..=3).contains(&f.calls(routes::CAPTURE_PUT)), "{} PUTs", f.calls(routes::CAPTURE_PUT));
+    assert!((1..=STORM_PUTS_AT_MOST).contains(&f.calls(routes::CAPTURE_PUT)), "{} PUTs", f.calls(routes::CAPTURE_PUT));
     assert_eq!(f.emu.captures().len(), 1);
 }
 
