@@ -7,9 +7,10 @@ use apc_core::summary::Summarizer;
 use apc_core::timefmt::parse_rfc3339;
 use apc_testkit::alerts::{Firing, classic_alert};
 use apc_testkit::app::capture_id;
+use apc_testkit::capture_files::{assert_same, expected_file, native_summary};
 use apc_testkit::emulated::{EmulatedApp, emulated_vm};
 use apc_testkit::{StoreBehaviour, store_matrix};
-use azure_emulator::pcap::{Scenario, capture_file};
+use azure_emulator::pcap::Scenario;
 use serde_json::{Value, json};
 
 /// Alert, let the capture run to its end, poll: the capture id and the notification (the only one).
@@ -35,31 +36,6 @@ fn run_to_notification(app: &EmulatedApp, scenario: Option<Scenario>) -> (String
     (id, n)
 }
 
-/// The file the emulator generated for capture `n` under `scenario` (from its start time).
-fn expected_file(n: &Value, scenario: Scenario) -> Vec<u8> {
-    let start = n["capture"]["capture_start_time"].as_str().and_then(parse_rfc3339).expect("capture_start_time");
-    capture_file(scenario, start)
-}
-
-/// Equal JSON, floats within a relative 1e-12 (a float stored on the record and read back may
-/// differ in its last digit).
-fn assert_same(a: &Value, b: &Value, what: &str) {
-    fn same(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
-                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-                (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
-            }
-            (Value::Object(x), Value::Object(y)) => {
-                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-            }
-            (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w)),
-            _ => a == b,
-        }
-    }
-    assert!(same(a, b), "{what}:\n{a}\n{b}");
-}
-
 fn end(address: &Value, port: &Value) -> String {
     format!("{}:{}", address.as_str().unwrap(), port)
 }
@@ -83,10 +59,7 @@ fn each_scenario_is_summarised_and_linked(store: StoreBehaviour) {
 
         // The summary is the Summarizer's over the whole file (read in range chunks), and says
         // what the scenario generated.
-        let mut whole = Summarizer::new(8 * 1024 * 1024);
-        whole.set_total_bytes(file.len() as u64);
-        whole.feed(&file);
-        assert_same(s, &serde_json::to_value(whole.finish().unwrap()).unwrap(), what);
+        assert_same(s, &native_summary(&file, 8 * 1024 * 1024), what);
         assert_eq!(s["file"]["bytes_total"], file.len(), "{what}");
         assert_eq!(s["file"]["stopped_at_limit"], false, "{what}");
         // What the scenario generated, by hand from its definition (`azure_emulator::pcap`).

@@ -9,12 +9,14 @@
 //! - [`alerts`]: alert payloads built from the real samples, for a given VM or scale set.
 //! - [`app`]: [`TestApp`], one component instance over [`apc_core::api::handle`].
 //! - [`azure`]: [`azure::AzureEnv`], the ports for driving the Azure client directly.
+//! - [`capture_files`]: what a capture-file test expects (issue 10), also used through the `.wasm`.
 //! - [`emulated`]: [`emulated::EmulatedApp`], a component against the in-process Azure emulator.
 //! - [`store_matrix!`]: run one scenario once per store behaviour.
 
 pub mod alerts;
 pub mod app;
 pub mod azure;
+pub mod capture_files;
 pub mod consts;
 pub mod emulated;
 pub mod http;

@@ -16,8 +16,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use apc_core::summary::Summarizer;
 use apc_core::timefmt::parse_rfc3339;
+use apc_testkit::capture_files::{assert_same, expected_file, native_summary};
 use azure_emulator::pcap::{Scenario, capture_file, scaled_capture_file, to_pcapng};
 use azure_emulator::routes;
 use common::*;
@@ -83,39 +83,6 @@ fn notified_in_one_poll(w: &World, file: impl FnOnce(&World, &str)) -> (String, 
     (id, n)
 }
 
-/// The file the emulator generated for the capture of notification `n` under `scenario`.
-fn scenario_file(n: &Value, scenario: Scenario) -> Vec<u8> {
-    let start = n["capture"]["capture_start_time"].as_str().and_then(parse_rfc3339).expect("capture_start_time");
-    capture_file(scenario, start)
-}
-
-/// The summariser's answer for `file` read up to `max` bytes, natively, as JSON.
-fn native_summary(file: &[u8], max: u64) -> Value {
-    let mut s = Summarizer::new(max);
-    s.set_total_bytes(file.len() as u64);
-    s.feed(file);
-    serde_json::to_value(s.finish().expect("a summary")).expect("JSON")
-}
-
-/// Equal JSON, floats within a relative 1e-12: a rate parsed back from JSON by serde_json's
-/// default (not correctly rounded) parser may differ in its last bit.
-fn assert_same(got: &Value, want: &Value, what: &str) {
-    fn same(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
-                let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
-                (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
-            }
-            (Value::Object(x), Value::Object(y)) => {
-                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-            }
-            (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w)),
-            _ => a == b,
-        }
-    }
-    assert!(same(got, want), "{what}:\n got {got}\nwant {want}");
-}
-
 /// GET `url` with nothing but what it carries, as a browser follows a download link: the
 /// status and the body.
 fn download(url: &str) -> (u16, Vec<u8>) {
@@ -178,7 +145,7 @@ fn scenario_is_summarised_and_linked(scenario: Scenario) {
     assert_eq!(n["traffic_summary_unavailable"], Value::Null, "{what}");
 
     // The summary is the summariser's over the whole file the scenario generated.
-    let file = scenario_file(&n, scenario);
+    let file = expected_file(&n, scenario);
     assert_same(s, &native_summary(&file, 8 * 1024 * 1024), what);
     assert_eq!(s["format"], "pcap_microseconds", "{what}");
     assert_eq!(s["file"]["bytes_total"], file.len(), "{what}");
@@ -365,7 +332,7 @@ fn slack_shows_the_summary_and_a_working_link() {
     let link = link.unwrap_or_else(|| panic!("a link: {t}")).replace("&amp;", "&");
     let (status, body) = download(&link);
     assert_eq!(status, 200);
-    assert_eq!(body, scenario_file(&json!({"capture": w.capture(&id)}), Scenario::SynFlood));
+    assert_eq!(body, expected_file(&json!({"capture": w.capture(&id)}), Scenario::SynFlood));
     assert_link_never_logged(&w, &link);
 }
 
@@ -387,7 +354,7 @@ fn teams_shows_the_summary_and_a_working_link() {
     let link: String = text[at..].chars().take_while(|c| *c != ')').collect();
     let (status, body) = download(&link);
     assert_eq!(status, 200);
-    assert_eq!(body, scenario_file(&json!({"capture": w.capture(&id)}), Scenario::SynFlood));
+    assert_eq!(body, expected_file(&json!({"capture": w.capture(&id)}), Scenario::SynFlood));
     assert_link_never_logged(&w, &link);
 }
 
