@@ -588,11 +588,6 @@ pub fn advance_record(ctx: &Ctx, id: &str) -> Result<Option<CaptureRecord>, Stor
     Ok(Some(rec))
 }
 
-/// Store a record changed outside a step (`POST /captures/{id}/stop`).
-pub fn store_record(ctx: &Ctx, rec: &CaptureRecord, place: Place) -> Result<Place, StoreError> {
-    records::save(ctx.world.kv, rec, place)
-}
-
 /// What a poll did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollReport {

@@ -177,15 +177,6 @@ pub fn clear_due(kv: &dyn KvStore, name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Delete a terminal record and its marker (eviction).
-pub fn remove_finished(kv: &dyn KvStore, name: &str, finished_at: UnixSeconds, due: bool) -> Result<(), StoreError> {
-    kv.delete(&cap_key(name, finished_at))?;
-    if due {
-        kv.delete(&due_key(name))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
