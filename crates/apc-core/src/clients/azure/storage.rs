@@ -433,39 +433,14 @@ impl<'a, 'w> BlobClient<'a, 'w> {
     /// GET the first `max_bytes` (at least 1) of `blob` with a range request. `200` (no range
     /// support) is cut to `max_bytes`; `206` tells the total size; `416` is an empty blob.
     pub fn read_range(&self, blob: &BlobUrl, max_bytes: u64) -> Result<BlobBytes, StorageError> {
-        let max = max_bytes.max(1);
-        let range = format!("bytes=0-{}", max - 1);
-        let resp = self.send(Method::Get, blob.as_str(), Some(&range), Vec::new())?;
-        let limit = usize::try_from(max).unwrap_or(usize::MAX);
-        match resp.status {
-            200 => {
-                let total = resp.body.len() as u64;
-                let mut bytes = resp.body;
-                bytes.truncate(limit);
-                Ok(BlobBytes { bytes, total_size: Some(total) })
-            }
-            206 => {
-                let total = resp
-                    .header("content-range")
-                    .and_then(content_range_total)
-                    .ok_or_else(|| StorageError::BadAnswer("206 without a Content-Range from 0".into()))?;
-                let mut bytes = resp.body;
-                bytes.truncate(limit);
-                Ok(BlobBytes { bytes, total_size: total })
-            }
-            416 => Ok(BlobBytes { bytes: Vec::new(), total_size: Some(0) }),
-            _ => Err(self.sort(&resp)),
-        }
+        self.read_chunk(blob, 0, max_bytes)
     }
 
     /// GET bytes `start .. start + len` (`len` at least 1) of `blob` with a range request, so a
-    /// file is read in chunks and never held whole. `206` must answer from `start`; a `200`
-    /// (range ignored) is cut to the chunk; `416` past the end is an empty chunk. The total
-    /// size comes back as with [`read_range`](Self::read_range).
+    /// file is read in chunks and never held whole. `206` must answer from `start` and tells the
+    /// total size; a `200` (range ignored) is cut to the chunk; `416` past the end is an empty
+    /// chunk (at `start` 0: an empty blob).
     pub fn read_chunk(&self, blob: &BlobUrl, start: u64, len: u64) -> Result<BlobBytes, StorageError> {
-        if start == 0 {
-            return self.read_range(blob, len);
-        }
         let len = len.max(1);
         let range = format!("bytes={start}-{}", start.saturating_add(len - 1));
         let resp = self.send(Method::Get, blob.as_str(), Some(&range), Vec::new())?;
@@ -480,7 +455,7 @@ impl<'a, 'w> BlobClient<'a, 'w> {
             206 => {
                 let total =
                     resp.header("content-range").and_then(|v| content_range_from(v, start)).ok_or_else(|| {
-                        StorageError::BadAnswer("206 without a Content-Range from the offset asked".into())
+                        StorageError::BadAnswer(format!("206 without a Content-Range from {start}, the offset asked"))
                     })?;
                 let mut bytes = resp.body;
                 bytes.truncate(limit);
@@ -488,7 +463,11 @@ impl<'a, 'w> BlobClient<'a, 'w> {
             }
             416 => Ok(BlobBytes {
                 bytes: Vec::new(),
-                total_size: resp.header("content-range").and_then(|v| v.trim().strip_prefix("bytes */")?.parse().ok()),
+                total_size: if start == 0 {
+                    Some(0)
+                } else {
+                    resp.header("content-range").and_then(|v| v.trim().strip_prefix("bytes */")?.parse().ok())
+                },
             }),
             _ => Err(self.sort(&resp)),
         }
@@ -558,12 +537,6 @@ impl<'a, 'w> BlobClient<'a, 'w> {
     }
 }
 
-/// The total of `bytes 0-{end}/{total}` (`None` for `*`); `None` overall when the header is
-/// not a range from 0.
-fn content_range_total(v: &str) -> Option<Option<u64>> {
-    content_range_from(v, 0)
-}
-
 /// The total of `bytes {from}-{end}/{total}` (`None` for `*`); `None` overall when the header is
 /// not a range from `from`.
 fn content_range_from(v: &str, from: u64) -> Option<Option<u64>> {
@@ -597,12 +570,12 @@ mod tests {
 
     #[test]
     fn content_range_is_read_from_zero_only() {
-        assert_eq!(content_range_total("bytes 0-99/1234"), Some(Some(1234)));
-        assert_eq!(content_range_total("bytes 0-99/*"), Some(None));
-        assert_eq!(content_range_total("bytes 5-99/1234"), None);
-        assert_eq!(content_range_total("bytes 0-x/1234"), None);
-        assert_eq!(content_range_total("0-99/1234"), None);
-        assert_eq!(content_range_total("bytes 0-99/12a"), None);
+        assert_eq!(content_range_from("bytes 0-99/1234", 0), Some(Some(1234)));
+        assert_eq!(content_range_from("bytes 0-99/*", 0), Some(None));
+        assert_eq!(content_range_from("bytes 5-99/1234", 0), None);
+        assert_eq!(content_range_from("bytes 0-x/1234", 0), None);
+        assert_eq!(content_range_from("0-99/1234", 0), None);
+        assert_eq!(content_range_from("bytes 0-99/12a", 0), None);
         assert_eq!(content_range_from("bytes 100-199/1234", 100), Some(Some(1234)));
         assert_eq!(content_range_from("bytes 100-199/1234", 0), None);
         assert_eq!(content_range_from("bytes 99-199/1234", 100), None);
