@@ -200,25 +200,10 @@ pub async fn poll_forever(host: Host, key: String, every: Duration, quiet: Quiet
     }
 }
 
-/// Days since 1970-01-01 to a civil date (proleptic Gregorian), after Howard Hinnant's
-/// `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-/// `unix` seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(unix: i64) -> String {
-    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
-    let s = unix.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+/// `unix` seconds as `YYYY-MM-DDTHH:MM:SSZ` (`None` outside the years 1 to 9999).
+pub fn rfc3339(unix: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
 /// The demo alert fired at `unix`: a new alert (and so a new capture) on every run, while the
@@ -229,7 +214,8 @@ pub fn fresh_alert(template: &str, unix: i64) -> Result<Value, String> {
         .pointer_mut("/data/essentials")
         .and_then(Value::as_object_mut)
         .ok_or("the demo alert has no data.essentials")?;
-    essentials.insert("firedDateTime".into(), Value::String(rfc3339(unix)));
+    let fired = rfc3339(unix).ok_or("the clock is out of range")?;
+    essentials.insert("firedDateTime".into(), Value::String(fired));
     if let Some(id) = essentials.get("alertId").and_then(Value::as_str) {
         let id = format!("{id}-{unix}");
         essentials.insert("alertId".into(), Value::String(id));
@@ -244,10 +230,10 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_572_000), "2026-11-25T02:00:00Z");
-        assert_eq!(rfc3339(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(rfc3339(951_782_400).as_deref(), Some("2000-02-29T00:00:00Z"));
+        assert_eq!(rfc3339(1_795_572_000).as_deref(), Some("2026-11-25T02:00:00Z"));
+        assert_eq!(rfc3339(4_107_542_399).as_deref(), Some("2100-02-28T23:59:59Z"));
     }
 
     #[test]
